@@ -1,0 +1,60 @@
+"""The errors cronhost reports to an operator.
+
+    CronhostError
+    ├── ConfigError         config.toml is invalid (names file, job, field)
+    ├── SecretError         a named secret cannot be found
+    ├── StoreError          the database cannot be used
+    │   └── SchemaError     the database's schema is too new or unknown
+    └── UsageError          a CLI argument is wrong (unknown job id, bad time)
+
+Every one of them is caught by the CLI, printed as one paragraph and turned
+into exit status 2; none of them ever reaches the operator as a traceback.
+"""
+
+from __future__ import annotations
+
+
+class CronhostError(Exception):
+    """cronhost cannot go on."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigError(CronhostError):
+    """The configuration is invalid."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        job: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.file, self.job, self.field = file, job, field
+        where = []
+        if file:
+            where.append(file)
+        if job:
+            where.append(f"job {job!r}")
+        if field:
+            where.append(f"field {field!r}")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class SecretError(ConfigError):
+    """A secret named in the configuration cannot be found."""
+
+
+class StoreError(CronhostError):
+    """The run store (database) cannot be used."""
+
+
+class SchemaError(StoreError):
+    """The database was written by another version of cronhost."""
+
+
+class UsageError(CronhostError):
+    """A command-line argument is wrong."""
