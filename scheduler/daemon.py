@@ -17,6 +17,7 @@ from jobs.http import HttpJobRunner
 from scheduler import __version__
 from scheduler.config import Config, JobSpec, load_config
 from scheduler.engine import Engine
+from scheduler.events import EventBus, SlotEvent
 from scheduler.errors import ConfigError
 from scheduler.logs import get_logger
 from scheduler.notify import Notifier
@@ -67,7 +68,13 @@ class Daemon:
             "not re-run automatically, re-trigger it if needed (the Idempotency-Key makes that safe)",
             except_daemon=self.daemon_id,
         )
+        self.events = EventBus()
+        self._build_listeners()
         for row in abandoned:
+            self.events.publish(SlotEvent(
+                job_id=row.job_id, status="abandoned", scheduled_at=row.scheduled_at,
+                run_id=row.id, trigger=row.trigger, error=row.error,
+            ))
             log.warning(
                 "run left in flight by a previous daemon marked abandoned",
                 extra={"action": "run.abandoned", "job": row.job_id,
@@ -77,7 +84,8 @@ class Daemon:
             user_agent=f"cronhost/{__version__}", max_in_flight=self.config.daemon.max_in_flight
         ) as http:
             self.runner = SlotRunner(
-                store=self.store, config=lambda: self.config, http=http, daemon_id=self.daemon_id
+                store=self.store, config=lambda: self.config, http=http,
+                daemon_id=self.daemon_id, events=self.events,
             )
             self.engine = Engine(self.store, self.runner.on_due)
             self.store.sync_jobs(job_state_rows(self.config.jobs))
@@ -102,11 +110,21 @@ class Daemon:
                 await self._shutdown()
         return 0
 
+    def _build_listeners(self) -> None:
+        """Subscribe what reacts to slot events (metrics, alerts)."""
+
     async def _shutdown(self) -> None:
         self.notifier.stopping()
         log.info("daemon stopping", extra={"action": "daemon.stopping"})
         self.engine.shutdown()
         left = await self.runner.drain(self.config.daemon.shutdown_timeout)
+        for run_id in left:
+            row = self.store.run(run_id)
+            if row is not None:
+                self.events.publish(SlotEvent(
+                    job_id=row.job_id, status="abandoned", scheduled_at=row.scheduled_at,
+                    run_id=run_id, trigger=row.trigger, error="still running at shutdown",
+                ))
         if left:
             self.store.abandon_runs(
                 left,

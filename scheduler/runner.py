@@ -31,6 +31,7 @@ from jobs.outcome import Outcome, RunStatus
 from jobs.python import CallContext, resolve_callable, run_callable
 from jobs.redact import redact
 from scheduler.config import Config, JobSpec
+from scheduler.events import EventBus, SlotEvent
 from scheduler.logs import get_logger
 from scheduler.store import Store
 
@@ -64,7 +65,7 @@ class SlotRunner:
     daemon_id: str
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    on_finish: Callable[[str, int, Outcome], None] | None = None
+    events: EventBus = field(default_factory=EventBus)
 
     def __post_init__(self) -> None:
         self.in_flight: dict[int, asyncio.Task[None]] = {}
@@ -110,12 +111,19 @@ class SlotRunner:
         except SQLAlchemyError as exc:
             self._store_down(exc, job_id, slots, reason)
             return
+        self._publish_missed(job_id, slots, reason)
         log.warning(
             "slots recorded as missed",
             extra={"action": "run.missed", "job": job_id, "count": len(slots),
                    "first_slot": slots[0].isoformat(), "last_slot": slots[-1].isoformat(),
                    "reason": reason},
         )
+
+    def _publish_missed(self, job_id: str, slots: list[datetime], reason: str) -> None:
+        self.events.publish(SlotEvent(
+            job_id=job_id, status=RunStatus.MISSED.value, scheduled_at=slots[-1],
+            error=reason, slot_count=len(slots),
+        ))
 
     def _store_down(self, exc: Exception, job_id: str, slots: list[datetime], reason: str) -> None:
         # We could not claim, so we must not run (another daemon or a later retry might):
@@ -136,6 +144,7 @@ class SlotRunner:
             except SQLAlchemyError:
                 return
             self.unrecorded.pop(0)
+            self._publish_missed(pending.job_id, pending.slots, pending.reason)
 
     def _claim_and_start(
         self, spec: JobSpec, scheduled_at: datetime, trigger: str, now: datetime
@@ -164,6 +173,11 @@ class SlotRunner:
             )
             return None
         if overlapping:
+            self.events.publish(SlotEvent(
+                job_id=spec.id, status=RunStatus.SKIPPED.value, scheduled_at=scheduled_at,
+                run_id=run_id, trigger=trigger, lateness_ms=lateness_ms,
+                error="the previous run of this job was still running",
+            ))
             log.warning(
                 "slot skipped: previous run still running",
                 extra={"action": "run.skipped", "job": spec.id, "slot": scheduled_at.isoformat(),
@@ -177,7 +191,8 @@ class SlotRunner:
         )
         self.running_jobs[spec.id] += 1
         task = asyncio.get_running_loop().create_task(
-            self._execute(run_id, spec, scheduled_at, key), name=f"run-{spec.id}-{run_id}"
+            self._execute(run_id, spec, scheduled_at, key, trigger, lateness_ms),
+            name=f"run-{spec.id}-{run_id}",
         )
         self.in_flight[run_id] = task
         return run_id
@@ -192,7 +207,10 @@ class SlotRunner:
 
     # -- one run ------------------------------------------------------------------------
 
-    async def _execute(self, run_id: int, spec: JobSpec, scheduled_at: datetime, key: str) -> None:
+    async def _execute(
+        self, run_id: int, spec: JobSpec, scheduled_at: datetime, key: str, trigger: str,
+        lateness_ms: int,
+    ) -> None:
         started = time.monotonic()
         try:
             outcome = await self._run_kind(spec, scheduled_at, key)
@@ -205,17 +223,22 @@ class SlotRunner:
             outcome = replace(outcome, error=redact(outcome.error, secrets))
         await self._finish_with_retry(run_id, outcome)
         self.in_flight.pop(run_id, None)
+        duration_ms = int((time.monotonic() - started) * 1000)
         log.log(
             20 if outcome.status is RunStatus.OK else 30,
             "run finished",
             extra={"action": "run.finish", "job": spec.id, "slot": scheduled_at.isoformat(),
-                   "run_id": run_id, "status": outcome.status.value, "attempts": outcome.attempts,
-                   "http_status": outcome.http_status,
-                   "duration_ms": int((time.monotonic() - started) * 1000),
+                   "run_id": run_id, "trigger": trigger, "status": outcome.status.value,
+                   "attempts": outcome.attempts, "http_status": outcome.http_status,
+                   "duration_ms": duration_ms, "lateness_ms": lateness_ms,
                    "error": outcome.error},
         )
-        if self.on_finish is not None:
-            self.on_finish(spec.id, run_id, outcome)
+        self.events.publish(SlotEvent(
+            job_id=spec.id, status=outcome.status.value, scheduled_at=scheduled_at,
+            run_id=run_id, trigger=trigger, attempts=outcome.attempts,
+            http_status=outcome.http_status, duration_ms=duration_ms, lateness_ms=lateness_ms,
+            error=outcome.error,
+        ))
 
     async def _run_kind(self, spec: JobSpec, scheduled_at: datetime, key: str) -> Outcome:
         if spec.kind == "python":
