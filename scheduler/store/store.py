@@ -223,20 +223,12 @@ class Store:
         started_at: datetime,
         status: RunStatus = RunStatus.RUNNING,
         error: str | None = None,
-        missed: Sequence[datetime] = (),
-        missed_reason: str | None = None,
     ) -> int | None:
-        """Insert the run row for a slot; None if the slot was claimed before.
-
-        ``missed`` slots (coalesced or past their grace) are recorded in the same
-        transaction, so a slot is never half-accounted for.
-        """
+        """Insert the run row for a slot; None if the slot was claimed before."""
         lateness = int((started_at - scheduled_at).total_seconds() * 1000)
         finished = status is not RunStatus.RUNNING
         try:
             with self.engine.begin() as conn:
-                if missed:
-                    self._insert_missed(conn, job_id, missed, missed_reason, daemon_id)
                 result = conn.execute(
                     runs.insert().values(
                         job_id=job_id,
@@ -255,7 +247,18 @@ class Store:
                 )
                 return int(result.inserted_primary_key[0])  # type: ignore[index]
         except IntegrityError:
-            return None
+            if self._slot_taken(job_id, trigger, scheduled_at):
+                return None
+            raise
+
+    def _slot_taken(self, job_id: str, trigger: str, scheduled_at: datetime) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(runs.c.id).where(
+                    runs.c.job_id == job_id, runs.c.trigger == trigger,
+                    runs.c.scheduled_at == scheduled_at,
+                )
+            ).first() is not None
 
     def record_missed(
         self, job_id: str, slots: Sequence[datetime], reason: str, daemon_id: str | None = None
