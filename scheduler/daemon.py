@@ -116,25 +116,37 @@ class Daemon:
     async def _shutdown(self) -> None:
         self.notifier.stopping()
         log.info("daemon stopping", extra={"action": "daemon.stopping"})
+        assert self.engine is not None and self.runner is not None
         self.engine.shutdown()
         left = await self.runner.drain(self.config.daemon.shutdown_timeout)
-        for run_id in left:
+        try:
+            self._abandon_at_shutdown(left)
+            self.runner.flush_unrecorded()
+            self.store.daemon_stopped(self.daemon_id)
+        except SQLAlchemyError as exc:
+            # Runs still `running` in the store are marked abandoned by the next start.
+            log.error(
+                "store unavailable at shutdown; the next start will finish the bookkeeping",
+                extra={"action": "store.error", "error": str(getattr(exc, "orig", exc))[:300]},
+            )
+        self.store.dispose()
+        log.info("daemon stopped", extra={"action": "daemon.stop", "abandoned": len(left)})
+
+    def _abandon_at_shutdown(self, run_ids: list[int]) -> None:
+        if not run_ids:
+            return
+        self.store.abandon_runs(
+            run_ids,
+            f"abandoned: still running when the daemon stopped (after waiting "
+            f"{self.config.daemon.shutdown_timeout:g} s)",
+        )
+        for run_id in run_ids:
             row = self.store.run(run_id)
             if row is not None:
                 self.events.publish(SlotEvent(
                     job_id=row.job_id, status="abandoned", scheduled_at=row.scheduled_at,
-                    run_id=run_id, trigger=row.trigger, error="still running at shutdown",
+                    run_id=run_id, trigger=row.trigger, error=row.error,
                 ))
-        if left:
-            self.store.abandon_runs(
-                left,
-                f"abandoned: still running when the daemon stopped (after waiting "
-                f"{self.config.daemon.shutdown_timeout:g} s)",
-            )
-        self.runner.flush_unrecorded()
-        self.store.daemon_stopped(self.daemon_id)
-        self.store.dispose()
-        log.info("daemon stopped", extra={"action": "daemon.stop", "abandoned": len(left)})
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()

@@ -55,6 +55,8 @@ class Engine:
                 "max_instances": 1,
             },
             timezone=UTC,
+            # While the store is down, look again every 2 s rather than APScheduler's 10 s.
+            jobstore_retry_interval=2,
         )
 
     def start(self, specs: Iterable[JobSpec], paused: set[str]) -> Changes:

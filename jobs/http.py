@@ -1,0 +1,310 @@
+"""The http job kind: call an endpoint with its Bearer secret, retry what is worth it.
+
+One :class:`HttpJobRunner` serves every http job of the daemon: one shared
+``httpx.AsyncClient`` behind a semaphore. Each :meth:`HttpJobRunner.run` makes
+all the attempts of one slot, inside the request's deadline, and always comes
+back with an :class:`~jobs.outcome.Outcome`: nothing the endpoint or the
+network does makes it raise. Which failures are retried is decided in
+:mod:`jobs.http_retry`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+
+from jobs.http_reply import Reply, excerpt, read_reply
+from jobs.http_retry import AttemptFailed, RetryPolicy, classify, seconds
+from jobs.outcome import Outcome, RunStatus
+from jobs.redact import redact, redact_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """Everything one run of an http job needs; plain values, no config objects."""
+
+    job_id: str
+    url: str
+    # The same for every attempt of one slot, so the endpoint can tell a retry
+    # from a new run ("<job>@<scheduled_at>").
+    idempotency_key: str
+    method: str = "POST"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: str | None = None
+    json_body: Any = None
+    # The Bearer token itself: kept out of repr so it cannot reach a log line.
+    secret: str | None = field(default=None, repr=False)
+    timeout: float = 30.0
+    deadline: float = 120.0
+    retries: int = 2
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+    max_response_bytes: int = 1_048_576
+    excerpt_bytes: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.body is not None and self.json_body is not None:
+            raise ValueError(f"job {self.job_id!r}: give body or json_body, not both")
+        if self.timeout <= 0 or self.deadline <= 0:
+            raise ValueError(f"job {self.job_id!r}: timeout and deadline must be positive")
+        if self.retries < 0 or self.backoff_initial < 0 or self.backoff_max < 0:
+            raise ValueError(f"job {self.job_id!r}: retries and backoff cannot be negative")
+        if self.max_response_bytes < 0 or self.excerpt_bytes < 0:
+            raise ValueError(f"job {self.job_id!r}: byte limits cannot be negative")
+
+
+@dataclass(frozen=True)
+class AttemptReport:
+    """One attempt, as the engine logs it. ``error`` is already redacted."""
+
+    attempt: int
+    request_id: str
+    http_status: int | None
+    error: str | None
+    duration: float
+    will_retry: bool
+    wait: float
+
+
+class HttpJobRunner:
+    """Runs http jobs over one shared client; use ``async with`` or call :meth:`aclose`."""
+
+    def __init__(
+        self,
+        *,
+        user_agent: str,
+        max_in_flight: int = 32,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self._user_agent = user_agent
+        self._sleep = sleep
+        # httpx's pool stalls badly when hundreds of requests queue inside it;
+        # queueing here instead keeps it at most max_in_flight deep.
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._max_in_flight = max_in_flight
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            verify=True,
+            # A cron endpoint that redirects has moved: following it would send the
+            # Bearer secret wherever the Location points, so it is a failure instead.
+            follow_redirects=False,
+            limits=httpx.Limits(
+                max_connections=max_in_flight,
+                max_keepalive_connections=max_in_flight,
+                keepalive_expiry=5.0,
+            ),
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def run(
+        self, request: HttpRequest, on_attempt: Callable[[AttemptReport], None] | None = None
+    ) -> Outcome:
+        """All attempts of one slot; never raises for anything the endpoint or network does."""
+        slot_run = _SlotRun(self, request, on_attempt)
+        try:
+            return await slot_run.execute()
+        except Exception as exc:  # noqa: BLE001  (the last net: a run ends as an Outcome)
+            # The traceback is for whoever fixes the bug, but its last line is the
+            # exception's message, which could quote the secret.
+            trace = "".join(traceback.format_exception(exc))
+            log.error(
+                "http job %s: unexpected error\n%s", request.job_id, redact(trace, [request.secret])
+            )
+            return slot_run.outcome(
+                RunStatus.FAILED, f"{type(exc).__name__}: {exc}", max(slot_run.attempts, 1)
+            )
+
+
+class _SlotRun:
+    """The state of one :meth:`HttpJobRunner.run`: attempts so far and the last reply."""
+
+    def __init__(
+        self,
+        runner: HttpJobRunner,
+        request: HttpRequest,
+        on_attempt: Callable[[AttemptReport], None] | None,
+    ) -> None:
+        self.runner = runner
+        self.request = request
+        self.on_attempt = on_attempt
+        self.policy = RetryPolicy(
+            max_attempts=request.retries + 1,
+            backoff_initial=request.backoff_initial,
+            backoff_max=request.backoff_max,
+            timeout=request.timeout,
+            deadline=request.deadline,
+        )
+        self.url = httpx.URL()
+        self.attempts = 0
+        self.last_reply: Reply | None = None
+        self._pending: AttemptReport | None = None
+
+    async def execute(self) -> Outcome:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, AttemptFailed) and e.transient),
+            wait=self.policy.wait,
+            stop=self.policy.stop,
+            sleep=self.runner._sleep,
+            before_sleep=self._report_retry,
+            reraise=True,
+        )
+        try:
+            self.url = httpx.URL(self.request.url)
+        except httpx.InvalidURL as exc:
+            return self.outcome(RunStatus.FAILED, f"invalid URL {self.request.url!r}: {exc}", 1)
+        reply: Reply | None = None
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    reply = await self._attempt()
+        except AttemptFailed as failure:
+            self._report(will_retry=False, wait=0.0)
+            status = RunStatus.TIMEOUT if failure.timed_out else RunStatus.FAILED
+            error = failure.final_error(
+                self.attempts, self.policy.max_attempts, self.policy.stop_reason
+            )
+            return self.outcome(status, error, self.attempts)
+        self._report(will_retry=False, wait=0.0)
+        assert reply is not None  # tenacity only leaves the loop with a result or a raise
+        return self.outcome(RunStatus.OK, None, self.attempts)
+
+    def outcome(self, status: RunStatus, error: str | None, attempts: int) -> Outcome:
+        secrets = [self.request.secret]
+        reply = self.last_reply
+        fields = reply.fields if reply is not None else None
+        duration = fields.duration if fields else None
+        return Outcome(
+            status=status,
+            attempts=attempts,
+            http_status=reply.status if reply else None,
+            error=redact(error, secrets) if error else None,
+            message=redact(fields.message, secrets) if fields and fields.message else None,
+            data=redact_json(fields.data, secrets) if fields else None,
+            endpoint_duration=redact(duration, secrets) if isinstance(duration, str) else duration,
+            response_excerpt=(
+                excerpt(reply.body, self.request.excerpt_bytes, self.request.secret)
+                if reply
+                else None
+            ),
+        )
+
+    async def _attempt(self) -> Reply:
+        self.attempts += 1
+        request_id = str(uuid.uuid4())
+        await self._take_slot(request_id)
+        budget = max(0.0, min(self.request.timeout, self.policy.time_left()))
+        started = time.monotonic()
+        result: Reply | httpx.HTTPError | TimeoutError
+        try:
+            result = await self._exchange(request_id, budget)
+        except (httpx.HTTPError, TimeoutError) as exc:
+            result = exc
+        finally:
+            self.runner._slots.release()
+        duration = time.monotonic() - started
+        if isinstance(result, Reply):
+            self.last_reply = result
+        failure = classify(result, url=self.url, budget=budget)
+        self._pending = AttemptReport(
+            attempt=self.attempts,
+            request_id=request_id,
+            http_status=result.status if isinstance(result, Reply) else None,
+            error=redact(str(failure), [self.request.secret]) if failure else None,
+            duration=duration,
+            will_retry=False,
+            wait=0.0,
+        )
+        if failure is not None:
+            raise failure
+        assert isinstance(result, Reply)
+        return result
+
+    async def _take_slot(self, request_id: str) -> None:
+        # Waiting for a free slot counts against the deadline (the slot is due
+        # now), but not against the attempt's own timeout.
+        try:
+            async with asyncio.timeout(max(0.0, self.policy.time_left())):
+                await self.runner._slots.acquire()
+        except TimeoutError:
+            failure = AttemptFailed(
+                f"timed out after {seconds(self.request.deadline)} s waiting for a free"
+                f" connection slot ({self.runner._max_in_flight} requests in flight)",
+                transient=False,
+                timed_out=True,
+            )
+            self._pending = AttemptReport(
+                self.attempts, request_id, None, str(failure), 0.0, False, 0.0
+            )
+            raise failure from None
+
+    async def _exchange(self, request_id: str, budget: float) -> Reply:
+        request = self.request
+        headers = httpx.Headers(
+            {
+                "User-Agent": self.runner._user_agent,
+                # Bodies are capped by bytes read; asking for no compression keeps
+                # the cap honest (a small gzip body can inflate a thousandfold).
+                "Accept-Encoding": "identity",
+            }
+        )
+        headers.update(request.headers)
+        headers["Idempotency-Key"] = request.idempotency_key
+        headers["X-Request-Id"] = request_id
+        if request.secret:
+            headers["Authorization"] = f"Bearer {request.secret}"
+        http_request = self.runner._client.build_request(
+            request.method,
+            self.url,
+            headers=headers,
+            content=request.body if request.json_body is None else None,
+            json=request.json_body,
+            timeout=httpx.Timeout(budget),
+        )
+        # httpx's timeouts bound each network wait, not the whole exchange; a
+        # body trickling in a byte at a time would never trip them.
+        async with asyncio.timeout(budget):
+            response = await self.runner._client.send(http_request, stream=True)
+            try:
+                return await read_reply(response, request.max_response_bytes)
+            finally:
+                await response.aclose()
+
+    def _report_retry(self, state: RetryCallState) -> None:
+        self._report(will_retry=True, wait=state.upcoming_sleep)
+
+    def _report(self, *, will_retry: bool, wait: float) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None or self.on_attempt is None:
+            return
+        try:
+            self.on_attempt(replace(pending, will_retry=will_retry, wait=wait))
+        except Exception:  # a broken log callback must not turn a good run into a failed one
+            log.exception("http job %s: on_attempt callback failed", self.request.job_id)
