@@ -148,7 +148,7 @@ def known_job(store: Store, args: argparse.Namespace, job_id: str) -> None:
     config = try_config(args)
     ids = {job.id for job in config.jobs} if config else set()
     if store.check_readable():
-        ids |= {job.job_id for job in store.jobs()}
+        ids |= {job.job_id for job in store.jobs(include_removed=True)}
     if job_id not in ids:
         hint = ", ".join(sorted(ids)) or "none"
         raise UsageError(f"no job {job_id!r} in {config_path(args)} or the store (jobs: {hint})")

@@ -1,0 +1,246 @@
+"""Never lose or duplicate a slot: downtime, reloads, pause, faults, shutdown.
+
+Every test runs the real daemon as a subprocess against the loopback endpoint and
+asserts on the `runs` table: each slot in the window has exactly one row.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from scheduler.store import Store
+from tests.daemon_harness import DaemonProcess, cli, cli_json, write_config
+from tests.endpoint_server import EndpointServer, Fault
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[DaemonProcess]]:
+    started: list[DaemonProcess] = []
+    yield started
+    for daemon in started:
+        if daemon.process.poll() is None:
+            daemon.kill()
+
+
+def start(daemons: list[DaemonProcess], config: Path, name: str) -> DaemonProcess:
+    daemon = DaemonProcess(config, config.parent / f"{name}.log")
+    daemons.append(daemon)
+    daemon.wait_started()
+    return daemon
+
+
+def slot_rows(tmp_path: Path, job_id: str) -> list[tuple[datetime, str, int]]:
+    store = Store(f"sqlite:///{tmp_path / 'cronhost.db'}")
+    try:
+        rows = store.runs_for_slots(job_id, datetime(2000, 1, 1).astimezone(), datetime(2100, 1, 1).astimezone())
+        return [(row.scheduled_at, row.status, row.slot_count) for row in rows if row.trigger == "schedule"]
+    finally:
+        store.dispose()
+
+
+def assert_every_slot_once(rows: list[tuple[datetime, str, int]], step: timedelta) -> Counter[str]:
+    """Every grid slot from the first to the last row has exactly one row."""
+    slots = [slot for slot, _, _ in rows]
+    assert len(slots) == len(set(slots)), "a slot has two rows"
+    expected = int((slots[-1] - slots[0]) / step) + 1
+    assert sum(count for _, _, count in rows) == expected, f"slots lost: {rows}"
+    return Counter(status for _, status, _ in rows)
+
+
+def test_downtime_slots_within_grace_run_once_and_every_other_slot_is_recorded_missed(
+    tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
+) -> None:
+    config = write_config(tmp_path, """
+[[jobs]]
+id = "tick"
+path = "/tick"
+every = "1s"
+misfire_grace = "2s"
+""", base_url=endpoint.url)
+    first = start(daemons, config, "first")
+    first.wait_action("run.finish", count=2)
+    assert first.stop() == 0
+    time.sleep(4.5)  # four or five slots pass while the daemon is down
+    second = start(daemons, config, "second")
+    second.wait_action("run.finish", count=2)
+    assert second.stop() == 0
+
+    statuses = assert_every_slot_once(slot_rows(tmp_path, "tick"), timedelta(seconds=1))
+    assert statuses["missed"] >= 3
+    assert set(statuses) == {"ok", "missed"}
+    errors = [row["error"] for row in cli_json(config, "history", "-n", "50") if row["status"] == "missed"]
+    assert any("coalesced into the run of slot" in e for e in errors)
+    assert any("past misfire_grace 2s" in e for e in errors)
+    # the endpoint saw each idempotency key once: nothing ran twice
+    keys = [r.headers["idempotency-key"] for r in endpoint.requests("/tick")]
+    assert len(keys) == len(set(keys)) == statuses["ok"]
+
+
+def test_catch_up_false_records_downtime_slots_missed_and_runs_nothing_late(
+    tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
+) -> None:
+    config = write_config(tmp_path, """
+[[jobs]]
+id = "tick"
+path = "/tick"
+every = "1s"
+catch_up = false
+""", base_url=endpoint.url)
+    first = start(daemons, config, "first")
+    first.wait_action("run.finish", count=1)
+    assert first.stop() == 0
+    time.sleep(3)
+    second = start(daemons, config, "second")
+    second.wait_action("run.missed")
+    second.wait_action("run.finish", count=1)
+    assert second.stop() == 0
+    rows = slot_rows(tmp_path, "tick")
+    statuses = assert_every_slot_once(rows, timedelta(seconds=1))
+    assert statuses["missed"] >= 2
+    run_lateness = [row["lateness_ms"] for row in cli_json(config, "history", "-n", "50") if row["status"] == "ok"]
+    assert max(run_lateness) < 900  # no run started late for a downtime slot
+
+
+def test_valid_reload_adds_reschedules_removes_and_keeps_unchanged_next_fire_time(
+    tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
+) -> None:
+    jobs = {
+        "keep": '[[jobs]]\nid = "keep"\npath = "/keep"\nschedule = "0 0 1 1 *"\n',
+        "change": '[[jobs]]\nid = "change"\npath = "/change"\nschedule = "0 0 1 1 *"\n',
+        "drop": '[[jobs]]\nid = "drop"\npath = "/drop"\nevery = "1s"\n',
+    }
+    config = write_config(tmp_path, "".join(jobs.values()), base_url=endpoint.url)
+    daemon = start(daemons, config, "daemon")
+    daemon.wait_action("run.finish", job="drop")
+    before = {row["job_id"]: row for row in cli_json(config, "status")["jobs"]}
+
+    write_config(tmp_path, jobs["keep"]
+                 + '[[jobs]]\nid = "change"\npath = "/change"\nevery = "1s"\n'
+                 + '[[jobs]]\nid = "new"\ncall = "tests.sample_callables:greet"\nevery = "1s"\n',
+                 base_url=endpoint.url)
+    daemon.signal(signal.SIGHUP)
+    (reloaded,) = daemon.wait_action("config.reloaded")
+    assert (reloaded["added"], reloaded["rescheduled"], reloaded["removed"]) == (["new"], ["change"], ["drop"])
+    # the schedule edit takes effect without a restart
+    daemon.wait_action("run.finish", job="change")
+    daemon.wait_action("run.finish", job="new")
+    after = {row["job_id"]: row for row in cli_json(config, "status")["jobs"]}
+    assert daemon.stop() == 0
+
+    assert after["keep"]["next_run_at"] == before["keep"]["next_run_at"]
+    assert set(after) == {"keep", "change", "new"}
+    assert cli_json(config, "history", "drop")  # a removed job keeps its history
+
+
+def test_invalid_reload_changes_nothing_and_is_shown_in_status(
+    tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
+) -> None:
+    good = '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n'
+    config = write_config(tmp_path, good, base_url=endpoint.url,
+                          extra='[daemon]\nwatch_config = true\n')
+    daemon = start(daemons, config, "daemon")
+    daemon.wait_action("run.finish", count=1)
+    write_config(tmp_path, good.replace('every = "1s"', 'schedule = "99 * * * *"'), base_url=endpoint.url,
+                 extra='[daemon]\nwatch_config = true\n')
+    (failure,) = daemon.wait_action("config.reload_failed")  # the file watch noticed, no SIGHUP
+    assert "job 'tick'" in failure["error"] and "field 'schedule'" in failure["error"]
+    finished = len(daemon.wait_action("run.finish"))
+    daemon.wait_action("run.finish", count=finished + 2)  # the old jobs keep running
+    status = cli(config, "status")
+    assert "config reload failed at" in status.stdout and "field 'schedule'" in status.stdout
+    assert cli_json(config, "status")["daemon"]["config_error"]
+    assert daemon.stop() == 0
+
+
+def test_pause_persists_across_restart_and_paused_slots_are_neither_run_nor_missed(
+    tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
+) -> None:
+    config = write_config(tmp_path, '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n',
+                          base_url=endpoint.url)
+    daemon = start(daemons, config, "first")
+    daemon.wait_action("run.finish", count=1)
+    assert cli(config, "pause", "tick").returncode == 0
+    daemon.wait_action("job.pause")
+    assert daemon.stop() == 0
+    rows_when_paused = len(slot_rows(tmp_path, "tick"))
+
+    daemon = start(daemons, config, "second")
+    time.sleep(2.5)
+    assert len(slot_rows(tmp_path, "tick")) == rows_when_paused
+    assert cli_json(config, "status")["jobs"][0]["paused"] is True
+    assert cli(config, "resume", "tick").returncode == 0
+    daemon.wait_action("run.finish", count=1)
+    assert daemon.stop() == 0
+    statuses = Counter(status for _, status, _ in slot_rows(tmp_path, "tick"))
+    assert statuses["missed"] == 0
+
+
+def test_one_hanging_job_never_delays_another_jobs_fire_time(
+    tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
+) -> None:
+    endpoint.set_default("/hang", Fault.hang(10))
+    endpoint.set_default("/storm", Fault.status(503))
+    config = write_config(tmp_path, """
+[[jobs]]
+id = "hang"
+path = "/hang"
+every = "1s"
+timeout = "1500ms"
+deadline = "3s"
+
+[[jobs]]
+id = "storm"
+path = "/storm"
+every = "1s"
+retries = 3
+
+[[jobs]]
+id = "tick"
+path = "/tick"
+every = "1s"
+""", base_url=endpoint.url)
+    daemon = start(daemons, config, "daemon")
+    daemon.wait_action("run.finish", count=2, job="hang", timeout=20)
+    assert daemon.stop() == 0
+    history = cli_json(config, "history", "-n", "100")
+    by_job: dict[str, list[dict[str, object]]] = {}
+    for row in history:
+        by_job.setdefault(str(row["job_id"]), []).append(row)
+    assert {row["status"] for row in by_job["hang"]} <= {"timeout", "skipped"}
+    assert any(row["status"] == "timeout" for row in by_job["hang"])
+    assert {row["status"] for row in by_job["storm"]} <= {"failed", "skipped"}
+    ticks = [row for row in by_job["tick"] if row["status"] == "ok"]
+    assert len(ticks) >= 3
+    assert max(int(row["lateness_ms"]) for row in ticks) < 250  # type: ignore[call-overload]
+
+
+def test_sigterm_waits_shutdown_timeout_then_marks_the_run_abandoned(
+    tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
+) -> None:
+    endpoint.set_default("/hang", Fault.hang(30))
+    config = write_config(tmp_path, """
+[[jobs]]
+id = "hang"
+path = "/hang"
+schedule = "0 0 1 1 *"
+timeout = "20s"
+deadline = "20s"
+""", base_url=endpoint.url, extra='[daemon]\nshutdown_timeout = "1s"\n')
+    daemon = start(daemons, config, "daemon")
+    assert cli(config, "trigger", "hang").returncode == 0
+    daemon.wait_action("run.start")
+    endpoint.wait_for_requests("/hang", 1)
+    started = time.monotonic()
+    assert daemon.stop() == 0
+    assert time.monotonic() - started < 10
+    (row,) = cli_json(config, "history")
+    assert row["status"] == "abandoned" and "after waiting 1 s" in row["error"]
