@@ -244,3 +244,65 @@ deadline = "20s"
     assert time.monotonic() - started < 10
     (row,) = cli_json(config, "history")
     assert row["status"] == "abandoned" and "after waiting 1 s" in row["error"]
+
+
+# -- database faults --------------------------------------------------------------------------
+
+
+def test_a_locked_sqlite_file_delays_slots_but_loses_and_duplicates_none(
+    tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
+) -> None:
+    import sqlite3
+
+    config = write_config(tmp_path, '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n',
+                          base_url=endpoint.url)
+    daemon = start(daemons, config, "daemon")
+    daemon.wait_action("run.finish", count=2)
+    other_writer = sqlite3.connect(tmp_path / "cronhost.db", timeout=10)
+    other_writer.execute("BEGIN EXCLUSIVE")
+    time.sleep(4)  # several slots fall due while another process holds the write lock
+    other_writer.rollback()
+    other_writer.close()
+    done = len(daemon.wait_action("run.finish"))
+    daemon.wait_action("run.finish", count=done + 3, timeout=20)  # it recovered by itself
+    assert daemon.stop() == 0
+    assert any(r.get("action") == "store.error" for r in daemon.records())
+    statuses = assert_every_slot_once(slot_rows(tmp_path, "tick"), timedelta(seconds=1))
+    keys = [r.headers["idempotency-key"] for r in endpoint.requests("/tick")]
+    assert len(keys) == len(set(keys)) == statuses["ok"]
+
+
+@pytest.mark.postgres
+def test_postgres_connections_killed_under_the_daemon_lose_and_duplicate_no_slot(
+    tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess], postgres_url: str
+) -> None:
+    import sqlalchemy
+
+    from tests.conftest import PG_ADMIN_URL
+
+    config = write_config(tmp_path, '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n',
+                          base_url=endpoint.url, store_url=postgres_url)
+    daemon = start(daemons, config, "daemon")
+    daemon.wait_action("run.finish", count=2)
+    database = sqlalchemy.engine.make_url(postgres_url).database
+    admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for _ in range(3):
+            killed = conn.execute(sqlalchemy.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": database}).scalar()
+            assert killed
+            time.sleep(1.2)
+    admin.dispose()
+    done = len(daemon.wait_action("run.finish"))
+    daemon.wait_action("run.finish", count=done + 3, timeout=20)
+    assert daemon.stop() == 0
+
+    store = Store(postgres_url)
+    rows = [(r.scheduled_at, r.status, r.slot_count)
+            for r in store.runs_for_slots("tick", datetime(2000, 1, 1).astimezone(),
+                                          datetime(2100, 1, 1).astimezone())]
+    store.dispose()
+    statuses = assert_every_slot_once(rows, timedelta(seconds=1))
+    keys = [r.headers["idempotency-key"] for r in endpoint.requests("/tick")]
+    assert len(keys) == len(set(keys)) == statuses["ok"]
