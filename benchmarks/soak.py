@@ -51,7 +51,7 @@ def main() -> int:
 
     with EndpointServer() as endpoint:
         endpoint.set_default("/tock", Fault.slow(0.3))
-        config = write_config(workdir, f"""
+        config = write_config(workdir, """
 [[jobs]]
 id = "tick"
 path = "/tick"

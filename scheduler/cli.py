@@ -175,7 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     config = load_config(config_path(args))
     now = datetime.now(UTC)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for job in config.jobs:
         upcoming = next_fire_times(job.trigger(), 1, now) if job.enabled else []
         rows.append({

@@ -9,8 +9,7 @@ import sqlalchemy
 
 from jobs.outcome import Outcome, RunStatus
 from scheduler.errors import SchemaError
-from scheduler.store import Store
-from scheduler.store import migrations
+from scheduler.store import Store, migrations
 
 SLOT = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 
