@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("trigger", cmd_trigger, "ask the running daemon to run a job now")
     p.add_argument("job")
     p.add_argument("--wait", action="store_true", help="wait for the run and print its result")
+    p.add_argument("--slot", default=None, metavar="ISO8601",
+                   help="re-run this recorded slot (e.g. an abandoned one) under its own "
+                        "Idempotency-Key, so the endpoint can tell it is a repeat")
     p.add_argument("--timeout", type=float, default=300.0, help="how long --wait waits (s)")
     p.add_argument("--json", action="store_true")
 
@@ -136,11 +139,13 @@ def emit_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
-def parse_time(text: str) -> datetime:
+def parse_time(text: str, option: str = "--after") -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise UsageError(f"--after {text!r} is not an ISO 8601 time such as 2026-01-31T09:00:00Z") from None
+        raise UsageError(
+            f"{option} {text!r} is not an ISO 8601 time such as 2026-01-31T09:00:00Z"
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -304,7 +309,8 @@ def cmd_trigger(args: argparse.Namespace) -> int:
             f"the daemon is not running on {store.url_for_humans}, so nothing would run "
             f"{args.job!r}; start it with `cronhost run` (or `systemctl start cronhost`)"
         )
-    command_id = store.add_command("trigger", args.job)
+    slot = recorded_slot(store, args.job, args.slot) if args.slot else None
+    command_id = store.add_command("trigger", args.job, slot=slot)
     if not args.wait:
         _say(args, {"command_id": command_id, "state": "pending"},
              f"trigger of {args.job} requested (command {command_id}); the daemon picks it up within a second")
@@ -329,6 +335,16 @@ def cmd_trigger(args: argparse.Namespace) -> int:
          f"{f' (HTTP {run.http_status})' if run.http_status else ''}"
          f"{f': {run.error}' if run.error else f': {run.message}' if run.message else ''}")
     return EXIT_OK if run.status == "ok" else EXIT_FAILED
+
+
+def recorded_slot(store: Store, job_id: str, text: str) -> datetime:
+    slot = parse_time(text, "--slot")
+    if not store.runs_for_slots(job_id, slot, slot):
+        raise UsageError(
+            f"no recorded slot {slot.isoformat()} for job {job_id!r}; "
+            f"`cronhost history {job_id}` lists its slots"
+        )
+    return slot
 
 
 def cmd_pause_resume(args: argparse.Namespace) -> int:

@@ -147,9 +147,10 @@ class SlotRunner:
             self._publish_missed(pending.job_id, pending.slots, pending.reason)
 
     def _claim_and_start(
-        self, spec: JobSpec, scheduled_at: datetime, trigger: str, now: datetime
+        self, spec: JobSpec, scheduled_at: datetime, trigger: str, now: datetime,
+        key: str | None = None,
     ) -> int | None:
-        key = slot_key(spec.id, scheduled_at, trigger)
+        key = key or slot_key(spec.id, scheduled_at, trigger)
         overlapping = self.running_jobs[spec.id] > 0 and not spec.allow_overlap
         try:
             run_id = self.store.claim(
@@ -197,13 +198,17 @@ class SlotRunner:
         self.in_flight[run_id] = task
         return run_id
 
-    async def trigger_now(self, job_id: str) -> int | None:
-        """Run a job now (`cronhost trigger`): a manual slot of its own, recorded like any run."""
+    async def trigger_now(self, job_id: str, idempotency_key: str | None = None) -> int | None:
+        """Run a job now (`cronhost trigger`): a manual slot of its own, recorded like any run.
+
+        Re-running an abandoned or failed slot passes that slot's ``idempotency_key``, so
+        an endpoint that finished the work already can tell it is a repeat.
+        """
         spec = self.config().job(job_id)
         if spec is None:
             return None
         now = self.now()
-        return self._claim_and_start(spec, now, "manual", now)
+        return self._claim_and_start(spec, now, "manual", now, idempotency_key)
 
     # -- one run ------------------------------------------------------------------------
 

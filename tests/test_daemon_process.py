@@ -207,8 +207,15 @@ deadline = "20s"
     (row,) = cli_json(config, "history")
     assert row["status"] == "abandoned"
     assert "found at" in row["error"]
-    assert second.stop() == 0
     assert len(endpoint.requests("/hang")) == 1  # not re-run automatically
+
+    # The operator re-runs that slot: the endpoint gets the same Idempotency-Key again.
+    endpoint.set_default("/hang", Fault.ok())
+    replay = cli(config, "trigger", "hang", "--slot", row["scheduled_at"], "--wait")
+    assert replay.returncode == 0, replay.stderr
+    first_key, replay_key = (r.headers["idempotency-key"] for r in endpoint.requests("/hang"))
+    assert replay_key == first_key
+    assert second.stop() == 0
     store = Store(f"sqlite:///{tmp_path / 'cronhost.db'}")
     assert store.history()[0].finished_at is not None
     store.dispose()

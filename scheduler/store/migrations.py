@@ -30,8 +30,12 @@ def _v3_daemon_status_line(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE daemons ADD COLUMN status_line TEXT"))
 
 
+def _v4_command_slot(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE commands ADD COLUMN slot TIMESTAMP"))
+
+
 # MIGRATIONS[n] upgrades a store from version n + 1 to n + 2 (version 1 is the first release).
-MIGRATIONS: list[Migration] = [_v2_missed_slot_ranges, _v3_daemon_status_line]
+MIGRATIONS: list[Migration] = [_v2_missed_slot_ranges, _v3_daemon_status_line, _v4_command_slot]
 LATEST_VERSION = len(MIGRATIONS) + 1
 
 

@@ -122,6 +122,8 @@ commands = Table(
     Column("handled_at", UTCDateTime),
     Column("result", Text),
     Column("run_id", Integer),
+    # For `trigger --slot`: re-run that slot's work under that slot's Idempotency-Key.
+    Column("slot", UTCDateTime),
     Index("ix_commands_state", "state"),
 )
 

@@ -123,6 +123,7 @@ class Command:
     handled_at: datetime | None
     result: str | None
     run_id: int | None
+    slot: datetime | None = None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -518,11 +519,14 @@ class Store:
 
     # -- commands -----------------------------------------------------------------------
 
-    def add_command(self, kind: str, job_id: str | None, requested_by: str = "cli") -> int:
+    def add_command(
+        self, kind: str, job_id: str | None, requested_by: str = "cli",
+        slot: datetime | None = None,
+    ) -> int:
         with self.engine.begin() as conn:
             result = conn.execute(commands.insert().values(
                 kind=kind, job_id=job_id, requested_at=utcnow(), requested_by=requested_by,
-                state="pending",
+                state="pending", slot=slot,
             ))
             return int(result.inserted_primary_key[0])  # type: ignore[index]
 
