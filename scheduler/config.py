@@ -31,7 +31,13 @@ from scheduler.cron import (
     zone,
 )
 from scheduler.errors import ConfigError, SecretError
-from scheduler.secrets import SECRET_NAME, SecretValues, find_secret, looks_like_a_token, where_to_put
+from scheduler.secrets import (
+    SECRET_NAME,
+    SecretValues,
+    find_secret,
+    looks_like_a_token,
+    where_to_put,
+)
 
 JOB_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}
@@ -83,7 +89,7 @@ class JobSpec:
     @property
     def target(self) -> str:
         """Where the job goes: the URL or the callable (never a secret)."""
-        return self.url if self.kind == "http" else (self.call or "")
+        return (self.url if self.kind == "http" else self.call) or ""
 
     def fingerprint(self) -> str:
         """Changes whenever anything that affects how the job runs changes."""
@@ -206,7 +212,14 @@ class _Parser:
             jobs.append(job)
 
         secrets = self._resolve_secrets(jobs) if resolve_secrets else SecretValues()
-        extra = {key: raw[key] for key in ("metrics", "alerts", "heartbeat", "logging") if key in raw}
+        extra: dict[str, Any] = {
+            key: raw[key] for key in ("metrics", "alerts", "heartbeat", "logging") if key in raw
+        }
+        # Imported here, so that reading a config (CLI, dashboard) does not load httpx and
+        # prometheus_client; the tables' owners check them (metrics, alerts, heartbeat, logging).
+        from scheduler.observability import validate_tables
+
+        validate_tables(extra, jobs, file=self.file, resolve_secrets=resolve_secrets)
         return Config(
             path=self.path,
             jobs=tuple(jobs),

@@ -7,6 +7,7 @@ Signal handlers only set flags; the main loop does the work in small steps
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import uuid
 from pathlib import Path
@@ -17,10 +18,11 @@ from jobs.http import HttpJobRunner
 from scheduler import __version__
 from scheduler.config import Config, JobSpec, load_config
 from scheduler.engine import Engine
-from scheduler.events import EventBus, SlotEvent
 from scheduler.errors import ConfigError
+from scheduler.events import EventBus, SlotEvent
 from scheduler.logs import get_logger
 from scheduler.notify import Notifier
+from scheduler.observability import build_observability
 from scheduler.runner import SlotRunner
 from scheduler.store import Store
 from scheduler.store.store import Command
@@ -55,8 +57,18 @@ class Daemon:
         self.reload_requested = False
         self._config_mtime = self._mtime()
         self._last_beat = 0.0
-        self.runner: SlotRunner | None = None
-        self.engine: Engine | None = None
+        self._runner: SlotRunner | None = None
+        self._engine: Engine | None = None
+
+    @property
+    def runner(self) -> SlotRunner:
+        assert self._runner is not None, "the daemon is not running"
+        return self._runner
+
+    @property
+    def engine(self) -> Engine:
+        assert self._engine is not None, "the daemon is not running"
+        return self._engine
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -83,11 +95,11 @@ class Daemon:
         async with HttpJobRunner(
             user_agent=f"cronhost/{__version__}", max_in_flight=self.config.daemon.max_in_flight
         ) as http:
-            self.runner = SlotRunner(
+            self._runner = SlotRunner(
                 store=self.store, config=lambda: self.config, http=http,
                 daemon_id=self.daemon_id, events=self.events,
             )
-            self.engine = Engine(self.store, self.runner.on_due)
+            self._engine = Engine(self.store, self.runner.on_due)
             self.store.sync_jobs(job_state_rows(self.config.jobs))
             changes = self.engine.start(self.config.jobs, self.store.paused_jobs())
             self.store.record_config_loaded(self.daemon_id)
@@ -102,21 +114,21 @@ class Daemon:
             try:
                 while not self.stop_requested.is_set():
                     await self.tick()
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.stop_requested.wait(), TICK_SECONDS)
-                    except TimeoutError:
-                        pass
             finally:
                 await self._shutdown()
         return 0
 
     def _build_listeners(self) -> None:
         """Subscribe what reacts to slot events (metrics, alerts)."""
+        # Also starts the metrics endpoint and the heartbeat ping, and binds history pruning
+        # to this store; closed in _shutdown. Follows reloads itself, through the callable.
+        self.observability = build_observability(lambda: self.config, self.events, self.store)
 
     async def _shutdown(self) -> None:
         self.notifier.stopping()
         log.info("daemon stopping", extra={"action": "daemon.stopping"})
-        assert self.engine is not None and self.runner is not None
         self.engine.shutdown()
         left = await self.runner.drain(self.config.daemon.shutdown_timeout)
         try:
@@ -129,6 +141,7 @@ class Daemon:
                 "store unavailable at shutdown; the next start will finish the bookkeeping",
                 extra={"action": "store.error", "error": str(getattr(exc, "orig", exc))[:300]},
             )
+        await self.observability.aclose()  # after the abandoned events, so their alerts go out
         self.store.dispose()
         log.info("daemon stopped", extra={"action": "daemon.stop", "abandoned": len(left)})
 
@@ -179,7 +192,12 @@ class Daemon:
 
     async def _beat(self) -> None:
         now = asyncio.get_running_loop().time()
-        if now - self._last_beat < self.config.daemon.heartbeat_interval:
+        interval = self.config.daemon.heartbeat_interval
+        # systemd kills a service that is silent for WatchdogSec: ping at least twice as often.
+        watchdog = self.notifier.watchdog_interval()
+        if watchdog is not None:
+            interval = min(interval, watchdog)
+        if now - self._last_beat < interval:
             return
         self._last_beat = now
         status = self.status_line()
@@ -191,7 +209,7 @@ class Daemon:
 
     def status_line(self) -> str:
         jobs = [spec for spec in self.config.jobs if spec.enabled]
-        running = len(self.runner.in_flight) if self.runner is not None else 0
+        running = len(self._runner.in_flight) if self._runner is not None else 0
         return f"{len(jobs)} jobs scheduled, {running} running"
 
     def reload(self) -> bool:
@@ -239,7 +257,7 @@ class Daemon:
             self.store.finish_command(command.id, "failed", f"no job {job_id!r} in the running config")
             return
         if command.kind == "trigger":
-            run_id = await self.runner.trigger_now(job_id)
+            run_id = await self.runner.trigger_now(job_id, self._replayed_key(job_id, command))
             if run_id is None:
                 self.store.finish_command(command.id, "failed", "could not claim a run")
             else:
@@ -252,6 +270,12 @@ class Daemon:
             self.store.finish_command(command.id, "done", f"{command.kind}d")
         else:
             self.store.finish_command(command.id, "failed", f"unknown command {command.kind!r}")
+
+    def _replayed_key(self, job_id: str, command: Command) -> str | None:
+        if command.slot is None:
+            return None
+        rows = self.store.runs_for_slots(job_id, command.slot, command.slot)
+        return rows[0].idempotency_key if rows else None
 
     def _mtime(self) -> float | None:
         try:

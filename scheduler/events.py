@@ -46,7 +46,7 @@ class EventBus:
         for listener in self._listeners:
             try:
                 listener(event)
-            except Exception:  # noqa: BLE001 - a broken listener must never stop a run
+            except Exception:
                 log.exception(
                     "event listener failed", extra={"action": "events.listener_failed",
                                                     "listener": repr(listener)}

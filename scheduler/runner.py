@@ -188,7 +188,8 @@ class SlotRunner:
         log.info(
             "run started",
             extra={"action": "run.start", "job": spec.id, "slot": scheduled_at.isoformat(),
-                   "run_id": run_id, "trigger": trigger, "lateness_ms": lateness_ms},
+                   "run_id": run_id, "trigger": trigger, "lateness_ms": lateness_ms,
+                   "idempotency_key": key},
         )
         self.running_jobs[spec.id] += 1
         task = asyncio.get_running_loop().create_task(
@@ -233,7 +234,8 @@ class SlotRunner:
             20 if outcome.status is RunStatus.OK else 30,
             "run finished",
             extra={"action": "run.finish", "job": spec.id, "slot": scheduled_at.isoformat(),
-                   "run_id": run_id, "trigger": trigger, "status": outcome.status.value,
+                   "run_id": run_id, "trigger": trigger, "idempotency_key": key,
+                   "status": outcome.status.value,
                    "attempts": outcome.attempts, "http_status": outcome.http_status,
                    "duration_ms": duration_ms, "lateness_ms": lateness_ms,
                    "error": outcome.error},
