@@ -31,6 +31,7 @@ from scheduler.cron import (
     zone,
 )
 from scheduler.errors import ConfigError, SecretError
+from scheduler.retention import builtin_jobs
 from scheduler.secrets import (
     SECRET_NAME,
     SecretValues,
@@ -202,6 +203,7 @@ class _Parser:
         jobs_raw = raw.get("jobs", [])
         if not isinstance(jobs_raw, list) or not all(isinstance(j, dict) for j in jobs_raw):
             raise self.error("`jobs` must be a list of [[jobs]] tables", field="jobs")
+        jobs_raw = [*jobs_raw, *builtin_jobs(jobs_raw)]  # history pruning: see scheduler.retention
         jobs: list[JobSpec] = []
         seen: set[str] = set()
         for index, job_raw in enumerate(jobs_raw):

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.config import load_config
+from scheduler.config import Config, JobSpec, load_config
 from scheduler.errors import ConfigError
+from scheduler.retention import PRUNE_JOB_ID
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,6 +29,11 @@ def write(tmp_path: Path, body: str) -> Path:
     return path
 
 
+def operator_jobs(config: Config) -> list[JobSpec]:
+    """The jobs config.toml declares, without cronhost's built-in history pruning."""
+    return [job for job in config.jobs if job.id != PRUNE_JOB_ID]
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CRON")}
     environ.update(env or {})
@@ -40,16 +46,16 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def test_repo_config_holds_the_14_leadmap_jobs_with_the_secret_named_not_written() -> None:
     text = (REPO / "config.toml").read_text()
     config = load_config(REPO / "config.toml", resolve_secrets=False)
-    by_id = {job.id: job for job in config.jobs}
+    by_id = {job.id: job for job in operator_jobs(config)}
     assert len(by_id) == 14
     assert by_id["process-email-queue"].url == (
         "https://www.growyourdigitalleverage.com/api/cron/process-email-queue")
     assert by_id["gmail-watch-renewal"].schedule == "0 3 * * *"
     assert by_id["calendar-sync"].url.endswith("/api/calendar/cron/sync")  # type: ignore[union-attr]
     assert by_id["sms-drip-run"].schedule == "* * * * *"
-    assert {job.method for job in config.jobs} == {"POST"}
-    assert {job.secret for job in config.jobs} == {"CRON_SECRET"}
-    assert {job.timezone for job in config.jobs} == {"UTC"}
+    assert {job.method for job in by_id.values()} == {"POST"}
+    assert {job.secret for job in by_id.values()} == {"CRON_SECRET"}
+    assert {job.timezone for job in by_id.values()} == {"UTC"}
     assert "Bearer" not in text.replace("Bearer <CRON_SECRET>", "")
 
 
@@ -72,7 +78,7 @@ retries = 0
 headers = { X-Team = "ops" }
 body = { dry_run = true }
 """))
-    a, b = config.jobs
+    a, b = operator_jobs(config)
     assert (a.url, a.method, a.timeout, a.deadline, a.retries) == (
         "https://app.example.com/api/cron/a", "POST", 30.0, 120.0, 2)
     assert a.misfire_grace == timedelta(minutes=5) and a.catch_up and not a.allow_overlap
@@ -112,8 +118,20 @@ id = "tidy"
 call = "jobs.builtin:noop"
 every = "1m"
 """))
-    (job,) = config.jobs
+    (job,) = operator_jobs(config)
     assert (job.kind, job.call, job.secret) == ("python", "jobs.builtin:noop", None)
+
+
+def test_history_pruning_is_a_built_in_job_an_operator_can_reschedule(tmp_path: Path) -> None:
+    builtin = load_config(write(tmp_path, "")).job(PRUNE_JOB_ID)
+    assert builtin is not None and builtin.kind == "python" and builtin.schedule == "17 4 * * *"
+    config = load_config(write(tmp_path, f"""
+[[jobs]]
+id = "{PRUNE_JOB_ID}"
+call = "scheduler.retention:prune_history"
+schedule = "0 1 * * 0"
+"""))
+    assert [job.schedule for job in config.jobs] == ["0 1 * * 0"]
 
 
 # Each bad input: (config body, words the message must contain). The job id and the field are
@@ -189,7 +207,8 @@ def test_cli_check_lists_what_would_run(tmp_path: Path) -> None:
     path = write(tmp_path, '[[jobs]]\nid = "a"\npath = "/a"\nschedule = "0 3 * * *"\n')
     result = run_cli("--config", str(path), "check", env={"CRON_SECRET": "x" * 12})
     assert result.returncode == 0, result.stderr
-    assert "OK, 1 jobs" in result.stdout and "POST https://app.example.com/a" in result.stdout
+    assert "OK, 2 jobs" in result.stdout and "POST https://app.example.com/a" in result.stdout
+    assert PRUNE_JOB_ID in result.stdout
     assert "03:00:00Z" in result.stdout
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.retention import PRUNE_JOB_ID
 from scheduler.store import Store
 from tests.daemon_harness import SECRET, DaemonProcess, cli, cli_json, write_config
 from tests.endpoint_server import EndpointServer, Fault
@@ -78,7 +79,8 @@ every = "1s"
     status = cli_json(config, "status")
     assert status["daemon"]["up"] is False and status["daemon"]["stopped_at"]
     rows = {row["job_id"]: row for row in status["jobs"]}
-    assert set(rows) == {"email-queue", "greeter"}
+    assert set(rows) == {"email-queue", "greeter", PRUNE_JOB_ID}
+    assert rows[PRUNE_JOB_ID]["kind"] == "python" and rows[PRUNE_JOB_ID]["next_run_at"]
     assert set(rows["email-queue"]) >= STATUS_FIELDS
     assert rows["email-queue"]["last_status"] == "ok" and rows["email-queue"]["schedule"] == "every 1s"
 

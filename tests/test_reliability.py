@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.retention import PRUNE_JOB_ID
 from scheduler.store import Store
 from tests.daemon_harness import DaemonProcess, cli, cli_json, write_config
 from tests.endpoint_server import EndpointServer, Fault
@@ -137,7 +138,7 @@ def test_valid_reload_adds_reschedules_removes_and_keeps_unchanged_next_fire_tim
     assert daemon.stop() == 0
 
     assert after["keep"]["next_run_at"] == before["keep"]["next_run_at"]
-    assert set(after) == {"keep", "change", "new"}
+    assert set(after) == {"keep", "change", "new", PRUNE_JOB_ID}
     assert cli_json(config, "history", "drop")  # a removed job keeps its history
 
 
@@ -176,7 +177,8 @@ def test_pause_persists_across_restart_and_paused_slots_are_neither_run_nor_miss
     daemon = start(daemons, config, "second")
     time.sleep(2.5)
     assert len(slot_rows(tmp_path, "tick")) == rows_when_paused
-    assert cli_json(config, "status")["jobs"][0]["paused"] is True
+    paused = {row["job_id"]: row["paused"] for row in cli_json(config, "status")["jobs"]}
+    assert paused == {"tick": True, PRUNE_JOB_ID: False}
     assert cli(config, "resume", "tick").returncode == 0
     daemon.wait_action("run.finish", count=1)
     assert daemon.stop() == 0
