@@ -184,7 +184,8 @@ def test_daemon_speaks_ready_watchdog_status_reloading_and_stopping(
     try:
         ready = notify_socket.expect(lambda m: m.get("READY") == "1", what="READY=1")
         assert ready["MAINPID"] == str(daemon.process.pid)
-        assert ready["STATUS"] == "1 jobs scheduled, 0 running"
+        # the configured job and the built-in history pruning
+        assert ready["STATUS"] == "2 jobs scheduled, 0 running"
 
         start = time.monotonic()
         for _ in range(3):
