@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import tomllib
@@ -19,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from scheduler import __version__
-from scheduler.config import Config, default_config_path, default_store_url, load_config
+from scheduler.config import Config, default_config_path, load_config, resolve_store_url
 from scheduler.cron import CrontabTrigger, ScheduleError, next_fire_times, validate_expression, zone
-from scheduler.errors import CronhostError, UsageError
+from scheduler.errors import ConfigError, CronhostError, NotRunningError, UsageError
 from scheduler.render import duration_ms, relative, table, when
 from scheduler.store import Store
 from scheduler.store.store import DaemonInfo
@@ -35,11 +36,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
-    except CronhostError as exc:
+    except (ConfigError, UsageError) as exc:
         print(f"cronhost: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except CronhostError as exc:  # the store is down, the daemon is not running
+        print(f"cronhost: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `cronhost history --json | head`: the reader left; that is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,24 +116,38 @@ def config_path(args: argparse.Namespace) -> Path:
     return args.config if args.config is not None else default_config_path()
 
 
-def open_store(args: argparse.Namespace) -> Store:
-    """The store the config names, read leniently so that a broken job table does
-    not stop an operator from looking at the history."""
+def store_url(args: argparse.Namespace) -> str:
+    """The store the config names, read leniently: a broken job table must not stop an
+    operator from looking at the history."""
     path = config_path(args)
     url = None
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        store = raw.get("store", {})
-        if isinstance(store, dict):
-            url = store.get("url")
+        table = raw.get("store", {})
+        url = table.get("url") if isinstance(table, dict) else None
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
         pass
-    if not url:
-        url = default_store_url(path)
-    if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        relative_path = url.removeprefix("sqlite:///")
-        url = f"sqlite:///{path.resolve().parent / relative_path}"
-    return Store(str(url))
+    return resolve_store_url(url if isinstance(url, str) else None, path)
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    """The store, for commands that need its history: refuse to create an empty one."""
+    store = Store(store_url(args))
+    if store.missing():
+        raise UsageError(missing_store_message(args, store))
+    return store
+
+
+def missing_store_message(args: argparse.Namespace, store: Store) -> str:
+    path = config_path(args)
+    hint = (
+        f"the config file {path} does not exist either; pass --config PATH or set CRONHOST_CONFIG"
+        if not path.exists()
+        else "under systemd the store is in the state directory: run the `cronhost` wrapper "
+        "from README (Install on a VM) or set STATE_DIRECTORY=/var/lib/cronhost"
+    )
+    return (f"no store at {store.url_for_humans}: the daemon has not run with this config "
+            f"here yet; {hint}")
 
 
 def try_config(args: argparse.Namespace) -> Config | None:
@@ -209,8 +231,8 @@ def cmd_next(args: argparse.Namespace) -> int:
     after = parse_time(args.after) if args.after else datetime.now(UTC)
     config = try_config(args)
     job = config.job(args.target) if config else None
-    if job is not None and args.tz is None:
-        trigger = job.trigger()
+    if job is not None:
+        trigger = job.trigger()  # --tz, if given, only changes how the times are shown
     else:
         try:
             expression = validate_expression(args.target)
@@ -218,7 +240,7 @@ def cmd_next(args: argparse.Namespace) -> int:
         except ScheduleError as exc:
             raise UsageError(f"{args.target!r} is neither a job id in {config_path(args)} nor a valid schedule: {exc}") from None
         trigger = CrontabTrigger(expression, args.tz or "UTC")
-    tz = zone(getattr(trigger, "timezone", None) or args.tz or "UTC")
+    tz = zone(args.tz or getattr(trigger, "timezone", None) or "UTC")
     times = [t.astimezone(tz).isoformat() for t in next_fire_times(trigger, args.n, after)]
     if args.json:
         emit_json(times)
@@ -228,17 +250,23 @@ def cmd_next(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    store = Store(store_url(args))
     config = try_config(args)
+    if store.missing() and config is None:
+        raise UsageError(missing_store_message(args, store))
+    # Before the daemon's first run the jobs come from the config, with a note saying so.
     statuses = job_statuses(store, config)
-    info = store.latest_daemon() if store.check_readable() else None
+    info = store.latest_daemon() if not store.missing() and store.check_readable() else None
     if args.json:
         emit_json({
             "daemon": _daemon_json(info),
             "jobs": [status.to_json() for status in statuses],
         })
         return EXIT_OK
-    print(_daemon_line(info))
+    if store.missing():
+        print(f"daemon: never started with this config (no store at {store.url_for_humans})")
+    else:
+        print(_daemon_line(info))
     if info is not None and info.config_error:
         print(f"config reload failed at {when(info.config_error_at)}: {info.config_error}")
     now = datetime.now(UTC)
@@ -279,6 +307,8 @@ def _daemon_line(info: DaemonInfo | None) -> str:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    if args.n < 1:
+        raise UsageError("-n must be at least 1")
     store = open_store(args)
     if args.job:
         known_job(store, args, args.job)
@@ -305,9 +335,15 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     known_job(store, args, args.job)
     info = daemon_up(store)
     if info is None:
-        raise UsageError(
+        raise NotRunningError(
             f"the daemon is not running on {store.url_for_humans}, so nothing would run "
             f"{args.job!r}; start it with `cronhost run` (or `systemctl start cronhost`)"
+        )
+    running = {job.job_id for job in store.jobs()}
+    if args.job not in running:
+        raise UsageError(
+            f"the running daemon has no job {args.job!r} (it is in the file but not loaded: "
+            "`cronhost reload` or `systemctl reload cronhost` first)"
         )
     slot = recorded_slot(store, args.job, args.slot) if args.slot else None
     command_id = store.add_command("trigger", args.job, slot=slot)
@@ -364,7 +400,7 @@ def cmd_pause_resume(args: argparse.Namespace) -> int:
 def cmd_reload(args: argparse.Namespace) -> int:
     store = open_store(args)
     if daemon_up(store) is None:
-        raise UsageError("the daemon is not running; nothing to reload")
+        raise NotRunningError("the daemon is not running; nothing to reload")
     command_id = store.add_command("reload", None)
     print(f"reload requested (command {command_id}); see `cronhost status` for the result")
     return EXIT_OK

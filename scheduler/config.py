@@ -30,15 +30,15 @@ from scheduler.cron import (
     validate_expression,
     zone,
 )
-from scheduler.errors import ConfigError, SecretError
+from scheduler.errors import ConfigError, StoreError
 from scheduler.retention import builtin_jobs
 from scheduler.secrets import (
     SECRET_NAME,
     SecretValues,
-    find_secret,
     looks_like_a_token,
-    where_to_put,
+    require_secret,
 )
+from scheduler.store.store import BAD_URL, parse_store_url
 
 JOB_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}
@@ -135,6 +135,21 @@ def default_store_url(config_path: Path) -> str:
     state_dir = os.environ.get("STATE_DIRECTORY")
     base = Path(state_dir.split(":")[0]) if state_dir else config_path.resolve().parent
     return f"sqlite:///{base / 'cronhost.db'}"
+
+
+def resolve_store_url(url: str | None, config_path: Path) -> str:
+    """The store URL a config means: the default, or a relative SQLite path made absolute.
+
+    A relative SQLite path means "next to the config file", never the working directory
+    of whoever runs the command (systemd, cron, an operator's shell).
+    """
+    if not url:
+        return default_store_url(config_path)
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        relative = url.removeprefix("sqlite:///")
+        if relative and relative != ":memory:":
+            return f"sqlite:///{config_path.resolve().parent / relative}"
+    return url
 
 
 def format_duration(value: timedelta) -> str:
@@ -235,14 +250,14 @@ class _Parser:
 
     def _store(self, raw: dict[str, Any]) -> StoreSettings:
         self._no_unknown_keys(raw, {"url", "keep"}, None, "store.")
-        url = raw.get("url") or default_store_url(self.path)
-        if not isinstance(url, str):
+        url = raw.get("url")
+        if url is not None and not isinstance(url, str):
             raise self.error("must be a SQLAlchemy URL string", field="store.url")
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-            # A relative SQLite path means "next to the config file", not the cwd of systemd.
-            relative = url.removeprefix("sqlite:///")
-            if relative and relative != ":memory:":
-                url = f"sqlite:///{(self.path.resolve().parent / relative)}"
+        url = resolve_store_url(url, self.path)
+        try:
+            parse_store_url(url)
+        except StoreError:
+            raise self.error(BAD_URL, field="store.url") from None
         keep = self._duration(raw.get("keep", "90d"), None, "store.keep")
         return StoreSettings(url=url, keep=keep)
 
@@ -255,10 +270,15 @@ class _Parser:
             ).total_seconds(),
             max_in_flight=self._int(raw.get("max_in_flight", 32), None, "daemon.max_in_flight", 1),
             watch_config=self._bool(raw.get("watch_config", False), None, "daemon.watch_config"),
-            heartbeat_interval=self._duration(
-                raw.get("heartbeat_interval", "5s"), None, "daemon.heartbeat_interval"
-            ).total_seconds(),
+            heartbeat_interval=self._heartbeat_interval(raw.get("heartbeat_interval", "5s")),
         )
+
+    def _heartbeat_interval(self, value: Any) -> float:
+        seconds = self._duration(value, None, "daemon.heartbeat_interval").total_seconds()
+        # Readers call a daemon down when its heartbeat is older than 30 s: beat well inside.
+        if not 1 <= seconds <= 10:
+            raise self.error("must be from 1s to 10s", field="daemon.heartbeat_interval")
+        return seconds
 
     def _job(self, raw: dict[str, Any], defaults: dict[str, Any], index: int) -> JobSpec:
         job_id = raw.get("id")
@@ -292,7 +312,7 @@ class _Parser:
             timeout=self._duration(merged["timeout"], job_id, "timeout").total_seconds(),
             deadline=self._duration(merged["deadline"], job_id, "deadline").total_seconds(),
             retries=self._int(merged["retries"], job_id, "retries", 0, 100),
-            misfire_grace=self._duration(merged["misfire_grace"], job_id, "misfire_grace"),
+            misfire_grace=self._misfire_grace(merged["misfire_grace"], job_id),
             catch_up=self._bool(merged["catch_up"], job_id, "catch_up"),
             allow_overlap=self._bool(merged["allow_overlap"], job_id, "allow_overlap"),
             description=self._str(raw.get("description", ""), job_id, "description"),
@@ -446,19 +466,12 @@ class _Parser:
     def _resolve_secrets(self, jobs: list[JobSpec]) -> SecretValues:
         values: dict[str, str] = {}
         for job in jobs:
-            if job.secret is None or job.secret in values:
+            # A disabled job needs no secret: it cannot run until a reload enables it.
+            if job.secret is None or job.secret in values or not job.enabled:
                 continue
-            value = find_secret(job.secret)
-            if value is None:
-                if not job.enabled:
-                    continue
-                raise SecretError(
-                    f"the secret {job.secret!r} is not set; {where_to_put(job.secret)}",
-                    file=self.file,
-                    job=job.id,
-                    field="secret",
-                )
-            values[job.secret] = value
+            values[job.secret] = require_secret(
+                job.secret, file=self.file, job=job.id, field="secret"
+            )
         return SecretValues(values)
 
     # -- scalar helpers -----------------------------------------------------------------
@@ -490,6 +503,13 @@ class _Parser:
             return parse_duration(value)
         except ScheduleError as exc:
             raise self.error(str(exc), job_id, field_name) from None
+
+    def _misfire_grace(self, value: Any, job_id: str) -> timedelta:
+        grace = self._duration(value, job_id, "misfire_grace")
+        # Under a second, ordinary scheduling jitter would turn slots into `missed`.
+        if grace < timedelta(seconds=1):
+            raise self.error("must be at least 1s", job_id, "misfire_grace")
+        return grace
 
     def _int(
         self, value: Any, job_id: str | None, field_name: str, low: int = 0, high: int = 10**6

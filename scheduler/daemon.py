@@ -18,8 +18,9 @@ from jobs.http import HttpJobRunner
 from scheduler import __version__
 from scheduler.config import Config, JobSpec, load_config
 from scheduler.engine import Engine
-from scheduler.errors import ConfigError
+from scheduler.errors import ConfigError, StoreError, first_line
 from scheduler.events import EventBus, SlotEvent
+from scheduler.lock import DaemonLock
 from scheduler.logs import get_logger
 from scheduler.notify import Notifier
 from scheduler.observability import build_observability
@@ -30,6 +31,7 @@ from scheduler.store.store import Command
 log = get_logger("daemon")
 
 TICK_SECONDS = 0.5
+RELOAD_RETRY_SECONDS = 2.0
 
 
 def job_state_rows(specs: tuple[JobSpec, ...]) -> list[dict[str, object]]:
@@ -57,6 +59,11 @@ class Daemon:
         self.reload_requested = False
         self._config_mtime = self._mtime()
         self._last_beat = 0.0
+        self._last_watchdog = 0.0
+        self._reload_retry_at = 0.0
+        self._store_down_since: float | None = None
+        self._store_error_logged_at = float("-inf")
+        self.lock = DaemonLock(self.store.engine, self.store.url_for_humans)
         self._runner: SlotRunner | None = None
         self._engine: Engine | None = None
 
@@ -73,25 +80,14 @@ class Daemon:
     # -- life cycle ---------------------------------------------------------------------
 
     async def run(self) -> int:
-        self.store.migrate()
-        self.store.register_daemon(self.daemon_id, str(self.config.path), __version__)
-        abandoned = self.store.abandon_running(
-            "abandoned: the daemon stopped (crash, kill or power loss) before the run finished; "
-            "not re-run automatically, re-trigger it if needed (the Idempotency-Key makes that safe)",
-            except_daemon=self.daemon_id,
-        )
-        self.events = EventBus()
-        self._build_listeners()
-        for row in abandoned:
-            self.events.publish(SlotEvent(
-                job_id=row.job_id, status="abandoned", scheduled_at=row.scheduled_at,
-                run_id=row.id, trigger=row.trigger, error=row.error,
-            ))
-            log.warning(
-                "run left in flight by a previous daemon marked abandoned",
-                extra={"action": "run.abandoned", "job": row.job_id,
-                       "slot": row.scheduled_at.isoformat(), "run_id": row.id},
-            )
+        try:
+            self._start_bookkeeping()
+        except SQLAlchemyError as exc:
+            self.lock.release()
+            raise StoreError(
+                f"cannot start: the store {self.store.url_for_humans} is unavailable: "
+                f"{first_line(exc)}"
+            ) from None
         async with HttpJobRunner(
             user_agent=f"cronhost/{__version__}", max_in_flight=self.config.daemon.max_in_flight
         ) as http:
@@ -100,9 +96,18 @@ class Daemon:
                 daemon_id=self.daemon_id, events=self.events,
             )
             self._engine = Engine(self.store, self.runner.on_due)
-            self.store.sync_jobs(job_state_rows(self.config.jobs))
-            changes = self.engine.start(self.config.jobs, self.store.paused_jobs())
-            self.store.record_config_loaded(self.daemon_id)
+            try:
+                self.store.sync_jobs(job_state_rows(self.config.jobs))
+                changes = self.engine.start(self.config.jobs, self.store.paused_jobs())
+                self.store.record_config_loaded(self.daemon_id)
+            except SQLAlchemyError as exc:
+                self.engine.shutdown()
+                await self.observability.aclose()
+                self.lock.release()
+                raise StoreError(
+                    f"cannot start: the store {self.store.url_for_humans} failed while "
+                    f"scheduling the jobs: {first_line(exc)}"
+                ) from None
             self._install_signal_handlers()
             log.info(
                 "daemon started",
@@ -119,6 +124,30 @@ class Daemon:
             finally:
                 await self._shutdown()
         return 0
+
+    def _start_bookkeeping(self) -> None:
+        """Before any job fires: take the store, upgrade it, close the books of a dead daemon."""
+        self.lock.acquire()  # before migrating: two daemons must not upgrade one store at once
+        self.store.migrate()
+        self.store.register_daemon(self.daemon_id, str(self.config.path), __version__)
+        abandoned = self.store.abandon_running(
+            "abandoned: the daemon stopped (crash, kill or power loss) before the run finished; "
+            "not re-run automatically: `cronhost trigger JOB --slot SLOT` re-runs it under its "
+            "Idempotency-Key",
+            except_daemon=self.daemon_id,
+        )
+        self.events = EventBus()
+        self._build_listeners()
+        for row in abandoned:
+            self.events.publish(SlotEvent(
+                job_id=row.job_id, status="abandoned", scheduled_at=row.scheduled_at,
+                run_id=row.id, trigger=row.trigger, error=row.error,
+            ))
+            log.warning(
+                "run left in flight by a previous daemon marked abandoned",
+                extra={"action": "run.abandoned", "job": row.job_id,
+                       "slot": row.scheduled_at.isoformat(), "run_id": row.id},
+            )
 
     def _build_listeners(self) -> None:
         """Subscribe what reacts to slot events (metrics, alerts)."""
@@ -143,6 +172,7 @@ class Daemon:
             )
         await self.observability.aclose()  # after the abandoned events, so their alerts go out
         self.store.dispose()
+        self.lock.release()
         log.info("daemon stopped", extra={"action": "daemon.stop", "abandoned": len(left)})
 
     def _abandon_at_shutdown(self, run_ids: list[int]) -> None:
@@ -173,9 +203,11 @@ class Daemon:
     # -- one step of the main loop ------------------------------------------------------
 
     async def tick(self) -> None:
+        now = asyncio.get_running_loop().time()
+        self._watchdog(now)
         if self.config.daemon.watch_config and self._mtime() != self._config_mtime:
             self.reload_requested = True
-        if self.reload_requested:
+        if self.reload_requested and now >= self._reload_retry_at:
             self.reload_requested = False
             self.reload()
         try:
@@ -183,29 +215,48 @@ class Daemon:
             for command in commands:
                 await self.handle_command(command)
             self.runner.flush_unrecorded()
-            await self._beat()
+            await self._beat(now)
+            self._store_down_since = None
         except SQLAlchemyError as exc:
+            self._store_unavailable(exc, now)
+
+    def _watchdog(self, now: float) -> None:
+        # The watchdog vouches for the event loop turning and the scheduler being alive,
+        # not for the store: a database outage must not get the daemon killed (it keeps
+        # the books in memory and catches up when the store is back).
+        interval = self.notifier.watchdog_interval()
+        if interval is None or now - self._last_watchdog < interval:
+            return
+        if self._engine is not None and self.engine.scheduler.running:
+            self._last_watchdog = now
+            self.notifier.watchdog()
+
+    def _store_unavailable(self, exc: Exception, now: float) -> None:
+        if self._store_down_since is None:
+            self._store_down_since = now
+        # Once every 10 s is enough to tell the operator; every tick would flood the journal.
+        if now - self._store_error_logged_at >= 10:
+            self._store_error_logged_at = now
             log.error(
                 "store unavailable; the daemon keeps running and retries",
-                extra={"action": "store.error", "error": str(getattr(exc, "orig", exc)).strip()[:300]},
+                extra={"action": "store.error", "error": first_line(exc),
+                       "down_for_s": round(now - self._store_down_since)},
             )
+            self.notifier.status(f"{self.status_line()}; store unavailable: {first_line(exc)}")
 
-    async def _beat(self) -> None:
-        now = asyncio.get_running_loop().time()
-        interval = self.config.daemon.heartbeat_interval
-        # systemd kills a service that is silent for WatchdogSec: ping at least twice as often.
-        watchdog = self.notifier.watchdog_interval()
-        if watchdog is not None:
-            interval = min(interval, watchdog)
-        if now - self._last_beat < interval:
+    async def _beat(self, now: float) -> None:
+        if now - self._last_beat < self.config.daemon.heartbeat_interval:
             return
         self._last_beat = now
         status = self.status_line()
         await asyncio.to_thread(self.store.beat, self.daemon_id, status)
-        # Reaching here proves the loop turns and the store answers: that is what the
-        # watchdog should vouch for.
-        self.notifier.watchdog()
         self.notifier.status(status)
+        if not await asyncio.to_thread(self.lock.still_held):
+            log.error(
+                "another daemon took this store over while it was unreachable; stopping",
+                extra={"action": "daemon.lock_lost"},
+            )
+            self.stop_requested.set()
 
     def status_line(self) -> str:
         jobs = [spec for spec in self.config.jobs if spec.enabled]
@@ -218,23 +269,30 @@ class Daemon:
         self._config_mtime = self._mtime()
         try:
             new = load_config(self.config.path)
-            if new.store.url != self.config.store.url:
-                raise ConfigError(
-                    "changing [store] url needs a restart (the running daemon keeps the old store)",
-                    file=str(self.config.path), field="store.url",
-                )
+            self._refuse_restart_only_changes(new)
         except ConfigError as exc:
+            self._reload_failed(str(exc))
+            return False
+        except Exception as exc:  # noqa: BLE001 - nothing in a config file may stop the daemon
+            self._reload_failed(f"{self.config.path}: cannot load: {type(exc).__name__}: {exc}")
+            return False
+        # The new config first: slots of added jobs may fire as soon as the engine has them.
+        self.config = new
+        try:
+            changes = self.engine.apply(new.jobs, self.store.paused_jobs())
+            self.store.sync_jobs(job_state_rows(new.jobs))
+            self.store.record_config_loaded(self.daemon_id)
+        except SQLAlchemyError as exc:
+            # Some changes may not have reached APScheduler's job store; applying the same
+            # config again is a no-op for what did, so retry until the store takes it all.
+            self.reload_requested = True
+            self._reload_retry_at = asyncio.get_running_loop().time() + RELOAD_RETRY_SECONDS
             log.error(
-                "config reload failed; still running the previous config",
-                extra={"action": "config.reload_failed", "error": str(exc)},
+                "config reload not fully applied: the store is unavailable; retrying",
+                extra={"action": "config.reload_retry", "error": first_line(exc)},
             )
-            self.store.record_config_error(self.daemon_id, str(exc))
             self.notifier.ready(self.status_line())
             return False
-        self.config = new
-        self.store.sync_jobs(job_state_rows(new.jobs))
-        changes = self.engine.apply(new.jobs, self.store.paused_jobs())
-        self.store.record_config_loaded(self.daemon_id)
         log.info(
             "config reloaded",
             extra={"action": "config.reloaded", "changes": changes.summary(),
@@ -243,6 +301,30 @@ class Daemon:
         )
         self.notifier.ready(self.status_line())
         return True
+
+    def _refuse_restart_only_changes(self, new: Config) -> None:
+        if new.store.url != self.config.store.url:
+            raise ConfigError(
+                "changing [store] url needs a restart (the running daemon keeps the old store)",
+                file=str(self.config.path), field="store.url",
+            )
+        if new.daemon.max_in_flight != self.config.daemon.max_in_flight:
+            log.warning(
+                "[daemon] max_in_flight takes effect at the next restart",
+                extra={"action": "config.needs_restart", "field": "daemon.max_in_flight"},
+            )
+
+    def _reload_failed(self, error: str) -> None:
+        log.error(
+            "config reload failed; still running the previous config",
+            extra={"action": "config.reload_failed", "error": error},
+        )
+        try:
+            self.store.record_config_error(self.daemon_id, error)
+        except SQLAlchemyError as exc:
+            log.error("could not record the reload error in the store",
+                      extra={"action": "store.error", "error": first_line(exc)})
+        self.notifier.ready(self.status_line())
 
     async def handle_command(self, command: Command) -> None:
         if not await asyncio.to_thread(self.store.take_command, command.id):

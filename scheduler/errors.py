@@ -5,10 +5,12 @@
     ├── SecretError         a named secret cannot be found
     ├── StoreError          the database cannot be used
     │   └── SchemaError     the database's schema is too new or unknown
-    └── UsageError          a CLI argument is wrong (unknown job id, bad time)
+    ├── UsageError          a CLI argument is wrong (unknown job id, bad time)
+    └── NotRunningError     the command needs the daemon, and it is not running
 
-Every one of them is caught by the CLI, printed as one paragraph and turned
-into exit status 2; none of them ever reaches the operator as a traceback.
+Every one of them is caught by the CLI and printed as one paragraph; bad input
+(ConfigError, UsageError) exits with status 2, the others with status 1. None of
+them ever reaches the operator as a traceback.
 """
 
 from __future__ import annotations
@@ -58,3 +60,16 @@ class SchemaError(StoreError):
 
 class UsageError(CronhostError):
     """A command-line argument is wrong."""
+
+
+class NotRunningError(CronhostError):
+    """The daemon is not running."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error, for logs and messages.
+
+    SQLAlchemy's messages carry the SQL, parameters and a link; a driver error is in ``orig``.
+    """
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

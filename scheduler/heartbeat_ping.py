@@ -24,7 +24,7 @@ from scheduler.alerts.settings import url_holds_token, url_problem
 from scheduler.cron import ScheduleError, parse_duration
 from scheduler.errors import ConfigError, SecretError
 from scheduler.logs import get_logger
-from scheduler.secrets import SECRET_NAME, find_secret, looks_like_a_token, where_to_put
+from scheduler.secrets import SECRET_NAME, looks_like_a_token, require_secret
 
 log = get_logger("heartbeat")
 
@@ -42,11 +42,7 @@ class HeartbeatSettings:
         if self.url is not None:
             return self.url
         assert self.url_secret is not None
-        value = find_secret(self.url_secret)
-        if value is None:
-            raise SecretError(f"the secret {self.url_secret!r} is not set; "
-                              f"{where_to_put(self.url_secret)}",
-                              file=file, field="heartbeat.url_secret")
+        value = require_secret(self.url_secret, file=file, field="heartbeat.url_secret")
         problem = url_problem(value)
         if problem:
             raise SecretError(f"the URL in the secret {self.url_secret!r} {problem}", file=file,

@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -30,22 +30,17 @@ from jobs.http import AttemptReport, HttpJobRunner, HttpRequest
 from jobs.outcome import Outcome, RunStatus
 from jobs.python import CallContext, resolve_callable, run_callable
 from jobs.redact import redact
-from scheduler.config import Config, JobSpec
+from scheduler.config import Config, JobSpec, format_duration
+from scheduler.errors import first_line
 from scheduler.events import EventBus, SlotEvent
 from scheduler.logs import get_logger
+from scheduler.slots import slot_key
 from scheduler.store import Store
 
 log = get_logger("run")
 
 STORE_RETRY_INITIAL = 0.5
 STORE_RETRY_MAX = 15.0
-
-
-def slot_key(job_id: str, scheduled_at: datetime, trigger: str = "schedule") -> str:
-    """The Idempotency-Key: identical on every attempt of one slot."""
-    stamp = scheduled_at.astimezone(UTC).isoformat(timespec="microseconds" if trigger == "manual" else "seconds")
-    stamp = stamp.replace("+00:00", "Z")
-    return f"{job_id}@{stamp}" if trigger == "schedule" else f"{job_id}@{trigger}:{stamp}"
 
 
 @dataclass
@@ -94,7 +89,7 @@ class SlotRunner:
             down = []
         to_run = timely[-1] if timely else None
         coalesced = timely[:-1]
-        grace = _seconds(spec.misfire_grace)
+        grace = format_duration(spec.misfire_grace)
         self._record_missed(job_id, late, f"not run: started too late (past misfire_grace {grace})")
         self._record_missed(job_id, down, "not run: the daemon was down and catch_up = false")
         if to_run is not None:
@@ -107,23 +102,29 @@ class SlotRunner:
         if not slots:
             return
         try:
-            self.store.record_missed(job_id, slots, reason, self.daemon_id)
+            recorded = self.store.record_missed(job_id, slots, reason, self.daemon_id)
         except SQLAlchemyError as exc:
             self._store_down(exc, job_id, slots, reason)
             return
-        self._publish_missed(job_id, slots, reason)
+        self._announce_missed(job_id, slots, reason, recorded)
+
+    def _announce_missed(
+        self, job_id: str, slots: list[datetime], reason: str, recorded: int
+    ) -> None:
+        # Only what was really recorded: a slot that got a row meanwhile (it ran after
+        # all, or was recorded before) must not raise a second alert.
+        if not recorded:
+            return
+        self.events.publish(SlotEvent(
+            job_id=job_id, status=RunStatus.MISSED.value, scheduled_at=slots[-1],
+            error=reason, slot_count=recorded,
+        ))
         log.warning(
             "slots recorded as missed",
-            extra={"action": "run.missed", "job": job_id, "count": len(slots),
+            extra={"action": "run.missed", "job": job_id, "count": recorded,
                    "first_slot": slots[0].isoformat(), "last_slot": slots[-1].isoformat(),
                    "reason": reason},
         )
-
-    def _publish_missed(self, job_id: str, slots: list[datetime], reason: str) -> None:
-        self.events.publish(SlotEvent(
-            job_id=job_id, status=RunStatus.MISSED.value, scheduled_at=slots[-1],
-            error=reason, slot_count=len(slots),
-        ))
 
     def _store_down(self, exc: Exception, job_id: str, slots: list[datetime], reason: str) -> None:
         # We could not claim, so we must not run (another daemon or a later retry might):
@@ -132,7 +133,7 @@ class SlotRunner:
         log.error(
             "store unavailable: slot not run, will be recorded as missed",
             extra={"action": "store.error", "job": job_id, "slots": len(slots),
-                   "error": _first_line(exc)},
+                   "error": first_line(exc)},
         )
 
     def flush_unrecorded(self) -> None:
@@ -140,11 +141,13 @@ class SlotRunner:
         while self.unrecorded:
             pending = self.unrecorded[0]
             try:
-                self.store.record_missed(pending.job_id, pending.slots, pending.reason, self.daemon_id)
+                recorded = self.store.record_missed(
+                    pending.job_id, pending.slots, pending.reason, self.daemon_id
+                )
             except SQLAlchemyError:
                 return
             self.unrecorded.pop(0)
-            self._publish_missed(pending.job_id, pending.slots, pending.reason)
+            self._announce_missed(pending.job_id, pending.slots, pending.reason, recorded)
 
     def _claim_and_start(
         self, spec: JobSpec, scheduled_at: datetime, trigger: str, now: datetime,
@@ -224,12 +227,12 @@ class SlotRunner:
             outcome = Outcome(RunStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
         finally:
             self.running_jobs[spec.id] -= 1
+        duration_ms = int((time.monotonic() - started) * 1000)
         secrets = self.config().secrets.values_for_redaction()
         if outcome.error:
             outcome = replace(outcome, error=redact(outcome.error, secrets))
-        await self._finish_with_retry(run_id, outcome)
-        self.in_flight.pop(run_id, None)
-        duration_ms = int((time.monotonic() - started) * 1000)
+        # Logged before the store write, so the outcome is in the journal even if the
+        # store is down and the daemon is stopped before the row can be written.
         log.log(
             20 if outcome.status is RunStatus.OK else 30,
             "run finished",
@@ -240,6 +243,18 @@ class SlotRunner:
                    "duration_ms": duration_ms, "lateness_ms": lateness_ms,
                    "error": outcome.error},
         )
+        try:
+            await self._finish_with_retry(run_id, outcome)
+        except asyncio.CancelledError:
+            log.error(
+                "run finished but the store could not record it before shutdown; its row stays "
+                "`running` and the next start marks it abandoned: this log line has the outcome",
+                extra={"action": "run.unrecorded", "job": spec.id, "run_id": run_id,
+                       "slot": scheduled_at.isoformat(), "status": outcome.status.value},
+            )
+            raise
+        finally:
+            self.in_flight.pop(run_id, None)
         self.events.publish(SlotEvent(
             job_id=spec.id, status=outcome.status.value, scheduled_at=scheduled_at,
             run_id=run_id, trigger=trigger, attempts=outcome.attempts,
@@ -283,7 +298,7 @@ class SlotRunner:
             except SQLAlchemyError as exc:
                 log.error(
                     "could not record a finished run; retrying",
-                    extra={"action": "store.error", "run_id": run_id, "error": _first_line(exc),
+                    extra={"action": "store.error", "run_id": run_id, "error": first_line(exc),
                            "retry_in_s": wait},
                 )
                 await asyncio.sleep(wait)
@@ -315,12 +330,3 @@ def _log_attempt(report: AttemptReport) -> None:
 
 def _json(text: str | None) -> object:
     return json.loads(text) if text else None
-
-
-def _seconds(value: timedelta) -> str:
-    return f"{int(value.total_seconds())}s"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from scheduler.errors import SecretError
+
 SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
@@ -53,6 +55,19 @@ def find_secret(name: str, environ: Mapping[str, str] | None = None) -> str | No
     return None
 
 
+def require_secret(name: str, *, file: str, field: str, job: str | None = None) -> str:
+    """The secret's value, or a SecretError naming the file, job and field that need it."""
+    try:
+        value = find_secret(name)
+    except UnreadableSecret as exc:
+        raise SecretError(str(exc), file=file, job=job, field=field) from None
+    if value is None:
+        raise SecretError(
+            f"the secret {name!r} is not set; {where_to_put(name)}", file=file, job=job, field=field
+        )
+    return value
+
+
 def where_to_put(name: str) -> str:
     return (
         f"set the environment variable {name}, or {name}_FILE to a file holding it, "
@@ -62,7 +77,14 @@ def where_to_put(name: str) -> str:
 
 def _read_secret_file(path: Path) -> str:
     # Files written by `echo` end in a newline that is not part of the token.
-    return path.read_text(encoding="utf-8").strip()
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UnreadableSecret(f"cannot read the secret file {path}: {exc}") from None
+
+
+class UnreadableSecret(Exception):
+    """A secret file exists but cannot be read (permissions, not UTF-8)."""
 
 
 class SecretValues(Mapping[str, str]):

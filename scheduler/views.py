@@ -70,7 +70,7 @@ RAN = ("ok", "failed", "timeout", "abandoned")
 def job_statuses(store: Store, config: Config | None = None, now: datetime | None = None) -> list[JobStatus]:
     """Every job the daemon runs (from the store), or, before it first ran, from config."""
     now = now or datetime.now(UTC)
-    has_store = store.check_readable()
+    has_store = not store.missing() and store.check_readable()
     stored = {row.job_id: row for row in store.jobs()} if has_store else {}
     latest = store.latest_runs(stored or [job.id for job in (config.jobs if config else ())]) if has_store else {}
     counts = store.counts_since(now - timedelta(hours=24)) if has_store else {}

@@ -167,6 +167,12 @@ BAD_INPUTS = {
     "bad id": ('[[jobs]]\nid = "Bad_Id"\npath = "/a"\nschedule = "* * * * *"\n',
                ["field 'id'", "Bad_Id"]),
     "not TOML": ('[[jobs]\nid = "a"\n', ["not valid TOML"]),
+    "tiny misfire grace": ('[[jobs]]\nid = "a"\npath = "/a"\nschedule = "* * * * *"\nmisfire_grace = "1ms"\n',
+                           ["job 'a'", "field 'misfire_grace'", "at least 1s"]),
+    "slow heartbeat": ('[daemon]\nheartbeat_interval = "60s"\n',
+                       ["field 'daemon.heartbeat_interval'", "10s"]),
+    "store URL with a typo": ('[store]\nurl = "postgres ql://cronhost:hunter2pw@db/cronhost"\n',
+                              ["field 'store.url'", "not a SQLAlchemy database URL"]),
 }
 
 
@@ -180,6 +186,7 @@ def test_bad_input_is_one_clear_error(tmp_path: Path, case: str) -> None:
     assert message.startswith(str(path))
     for word in words:
         assert word in message
+    assert "hunter2pw" not in message  # a store URL's password is never repeated
 
 
 @pytest.mark.parametrize("case", ["bad cron expression", "missing secret", "literal token as the secret",
@@ -216,3 +223,14 @@ def test_missing_config_file_names_the_file_and_how_to_choose_one(tmp_path: Path
     result = run_cli("--config", str(tmp_path / "nope.toml"), "check")
     assert result.returncode == 2
     assert "nope.toml: no such file; pass --config PATH or set CRONHOST_CONFIG" in result.stderr
+
+
+def test_an_unreadable_secret_file_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[jobs]]\nid = "a"\npath = "/a"\nschedule = "* * * * *"\n')
+    secret_file = tmp_path / "token"
+    secret_file.write_bytes(b"\xff\xfe not utf-8")
+    result = run_cli("--config", str(path), "check", env={"CRON_SECRET_FILE": str(secret_file)})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "job 'a'" in result.stderr and "field 'secret'" in result.stderr
+    assert "cannot read the secret file" in result.stderr

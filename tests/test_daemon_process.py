@@ -138,8 +138,15 @@ schedule = "0 3 * * *"
 
 def test_trigger_says_so_when_the_daemon_is_down(tmp_path: Path) -> None:
     config = write_config(tmp_path, '[[jobs]]\nid = "a"\npath = "/a"\nschedule = "* * * * *"\n')
+    never_ran = cli(config, "trigger", "a")
+    assert never_ran.returncode == 2 and "no store at" in never_ran.stderr
+    assert not (tmp_path / "cronhost.db").exists()  # asking does not create an empty store
+
+    store = Store(f"sqlite:///{tmp_path / 'cronhost.db'}")
+    store.migrate()
+    store.dispose()
     result = cli(config, "trigger", "a")
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "the daemon is not running" in result.stderr and "Traceback" not in result.stderr
     unknown = cli(config, "trigger", "zzz")
     assert unknown.returncode == 2 and "no job 'zzz'" in unknown.stderr

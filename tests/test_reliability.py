@@ -308,3 +308,58 @@ def test_postgres_connections_killed_under_the_daemon_lose_and_duplicate_no_slot
     statuses = assert_every_slot_once(rows, timedelta(seconds=1))
     keys = [r.headers["idempotency-key"] for r in endpoint.requests("/tick")]
     assert len(keys) == len(set(keys)) == statuses["ok"]
+
+
+def test_sighup_while_the_store_is_locked_keeps_the_daemon_and_applies_the_edit_later(
+    tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
+) -> None:
+    import sqlite3
+
+    config = write_config(tmp_path, '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n',
+                          base_url=endpoint.url)
+    daemon = start(daemons, config, "daemon")
+    daemon.wait_action("run.finish", count=1)
+    write_config(tmp_path, '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n'
+                 '[[jobs]]\nid = "tock"\npath = "/tock"\nevery = "1s"\n', base_url=endpoint.url)
+    other_writer = sqlite3.connect(tmp_path / "cronhost.db", timeout=10)
+    other_writer.execute("BEGIN EXCLUSIVE")
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_action("config.reload_retry", timeout=20)
+    other_writer.rollback()
+    other_writer.close()
+    (reloaded,) = daemon.wait_action("config.reloaded", timeout=20)
+    assert reloaded["added"] == ["tock"]
+    daemon.wait_action("run.finish", job="tock", timeout=20)
+    assert daemon.stop() == 0
+
+
+def test_a_second_daemon_on_the_same_store_is_refused(
+    tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
+) -> None:
+    config = write_config(tmp_path, '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n',
+                          base_url=endpoint.url)
+    first = start(daemons, config, "first")
+    second = DaemonProcess(config, tmp_path / "second.log")
+    daemons.append(second)
+    assert second.wait(timeout=30) == 1
+    message = (tmp_path / "second.log").read_text()
+    assert "another cronhost daemon is running on" in message and f"pid {first.process.pid}" in message
+    assert "Traceback" not in message
+    first.wait_action("run.finish", count=2)  # the first one never noticed
+    assert first.stop() == 0
+
+
+@pytest.mark.postgres
+def test_a_second_daemon_on_the_same_postgres_store_is_refused(
+    tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess], postgres_url: str
+) -> None:
+    config = write_config(tmp_path, '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n',
+                          base_url=endpoint.url, store_url=postgres_url)
+    first = start(daemons, config, "first")
+    second = DaemonProcess(config, tmp_path / "second.log")
+    daemons.append(second)
+    assert second.wait(timeout=30) == 1
+    assert "another cronhost daemon is running on" in (tmp_path / "second.log").read_text()
+    assert first.stop() == 0
+    third = start(daemons, config, "third")  # the lock went with the first daemon
+    assert third.stop() == 0

@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from scheduler.cron import ScheduleError, parse_duration
 from scheduler.errors import ConfigError, SecretError
-from scheduler.secrets import SECRET_NAME, find_secret, looks_like_a_token, where_to_put
+from scheduler.secrets import SECRET_NAME, looks_like_a_token, require_secret
 
 RULE_KEYS = {"jobs", "after_failures", "on_recovery", "on_missed", "on_abandoned",
              "min_interval", "retries"}
@@ -130,11 +130,7 @@ def resolve_secrets(channels: tuple[ChannelSettings, ...], file: str) -> dict[st
 
 
 def _find(name: str, file: str, field: str) -> str:
-    value = find_secret(name)
-    if value is None:
-        raise SecretError(f"the secret {name!r} is not set; {where_to_put(name)}",
-                          file=file, field=field)
-    return value
+    return require_secret(name, file=file, field=field)
 
 
 class _Table:
