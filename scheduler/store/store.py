@@ -23,20 +23,17 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
 from jobs.outcome import Outcome, RunStatus
-from scheduler.errors import SchemaError, StoreError
+from scheduler.errors import SchemaError, StoreError, first_line
+from scheduler.slots import slot_key
 from scheduler.store import migrations
 from scheduler.store.schema import APSCHEDULER_TABLE, commands, daemons, job_state, runs
 
 # A daemon whose heartbeat is older than this is taken for dead.
 HEARTBEAT_STALE_AFTER = timedelta(seconds=30)
-HISTORY_FIELDS = (
-    "job_id", "scheduled_at", "started_at", "finished_at", "status", "attempts",
-    "http_status", "duration_ms", "lateness_ms", "error", "message",
-)
 
 
 def utcnow() -> datetime:
@@ -69,7 +66,7 @@ class RunRow:
     slot_until: datetime | None
 
     def to_json(self) -> dict[str, Any]:
-        """The stable `--json` form; HISTORY_FIELDS are a promise to scripts."""
+        """The stable `--json` form: scripts parse these names (README lists them)."""
         row = asdict(self)
         return {
             key: iso(value) if isinstance(value, datetime) else value
@@ -134,34 +131,56 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_store_engine(url: str) -> Engine:
+BAD_URL = (
+    "is not a SQLAlchemy database URL such as sqlite:////var/lib/cronhost/cronhost.db or "
+    "postgresql+psycopg://user@host/db (not repeated here: it may hold a password)"
+)
+
+
+def parse_store_url(url: str) -> URL:
+    """The URL as cronhost uses it; StoreError (never echoing the URL) if it is unusable."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise StoreError(f"{url!r} is not a SQLAlchemy database URL") from None
-    if parsed.get_backend_name() == "sqlite":
+        if parsed.drivername in ("postgres", "postgresql"):
+            # The URL forms operators copy from elsewhere; psycopg 3 is the driver cronhost ships.
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        parsed.get_dialect()
+    except (ArgumentError, NoSuchModuleError):
+        raise StoreError(f"[store] url {BAD_URL}") from None
+    return parsed
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for the store URL. Error messages never repeat the URL: it may hold a password."""
+    parsed = parse_store_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         # A short busy timeout: a locked file must not freeze the event loop for long;
         # writes that fail are retried by the caller with backoff.
-        engine = create_engine(url, connect_args={"timeout": 2.0})
+        engine = create_engine(parsed, connect_args={"timeout": 2.0})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    connect_args: dict[str, Any] = {}
+    if backend == "postgresql":
+        # Store calls run on the event loop: a half-open connection or a stuck statement
+        # must fail within seconds, not hang the scheduler.
+        connect_args = {
+            "connect_timeout": 5,
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "options": "-c statement_timeout=10000",
+        }
     try:
         # pre_ping: after a PostgreSQL restart, stale pooled connections are replaced
         # instead of failing the next write.
-        return create_engine(url, pool_pre_ping=True, connect_args=_pg_connect_args(parsed))
+        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     except (ArgumentError, ImportError) as exc:
-        raise StoreError(f"cannot use the database URL: {exc}") from None
-
-
-def _pg_connect_args(parsed: Any) -> dict[str, Any]:
-    if parsed.get_backend_name() == "postgresql":
-        return {"connect_timeout": 5}
-    return {}
+        raise StoreError(f"cannot use the [store] url: {type(exc).__name__}: {exc}") from None
 
 
 class Store:
@@ -171,6 +190,13 @@ class Store:
         self.url = url
         self.engine = create_store_engine(url)
         self.url_for_humans = self.describe_url(url)
+
+    def missing(self) -> bool:
+        """True for a SQLite store whose file does not exist yet (readers must not create it)."""
+        if self.engine.url.get_backend_name() != "sqlite":
+            return False
+        database = self.engine.url.database
+        return bool(database) and database != ":memory:" and not Path(str(database)).exists()
 
     @staticmethod
     def describe_url(url: str) -> str:
@@ -189,7 +215,7 @@ class Store:
         except SchemaError:
             raise
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the store {self.url_for_humans}: {_short(exc)}") from None
+            raise StoreError(f"cannot open the store {self.url_for_humans}: {first_line(exc)}") from None
 
     def check_readable(self) -> bool:
         """For readers: False on an empty database; raises SchemaError on a foreign schema."""
@@ -198,7 +224,7 @@ class Store:
         except SchemaError:
             raise
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the store {self.url_for_humans}: {_short(exc)}") from None
+            raise StoreError(f"cannot open the store {self.url_for_humans}: {first_line(exc)}") from None
         migrations.check_not_newer(version, self.url_for_humans)
         if version is not None and version < migrations.LATEST_VERSION:
             raise SchemaError(
@@ -296,14 +322,14 @@ class Store:
                 job_id=job_id, trigger="schedule", scheduled_at=first, status="missed",
                 attempts=0, finished_at=now, slot_count=len(ordered), slot_until=last,
                 error=f"{len(ordered)} slots from {iso(first)} to {iso(last)} did not run: {reason}",
-                idempotency_key=f"{job_id}@{iso(first)}", daemon_id=daemon_id,
+                idempotency_key=slot_key(job_id, first), daemon_id=daemon_id,
             ))
             return len(ordered)
         conn.execute(runs.insert(), [
             dict(
                 job_id=job_id, trigger="schedule", scheduled_at=slot, status="missed",
                 attempts=0, finished_at=now, error=reason, slot_count=1,
-                idempotency_key=f"{job_id}@{iso(slot)}", daemon_id=daemon_id,
+                idempotency_key=slot_key(job_id, slot), daemon_id=daemon_id,
             )
             for slot in ordered
         ])
@@ -678,9 +704,3 @@ def _json_or_none(value: Any) -> str | None:
         return json.dumps(value, default=str)[:16_384]
     except (TypeError, ValueError):
         return None
-
-
-def _short(exc: BaseException) -> str:
-    """SQLAlchemy's messages carry SQL and a docs link; operators need the first line."""
-    text = str(getattr(exc, "orig", None) or exc)
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
