@@ -7,7 +7,6 @@ Nothing invalid ever reaches the engine.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import json
 import os
@@ -92,9 +91,6 @@ class JobSpec:
         """Where the job goes: the URL or the callable (never a secret)."""
         return (self.url if self.kind == "http" else self.call) or ""
 
-    def fingerprint(self) -> str:
-        """Changes whenever anything that affects how the job runs changes."""
-        return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
@@ -100,10 +100,6 @@ class Engine:
         elif not paused and job.next_run_time is None:
             self.scheduler.resume_job(job_id)
         return True
-
-    def next_run_time(self, job_id: str) -> datetime | None:
-        job = self.scheduler.get_job(job_id)
-        return job.next_run_time if job is not None else None
 
     def shutdown(self) -> None:
         if self.scheduler.running:

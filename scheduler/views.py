@@ -11,11 +11,6 @@ from scheduler.cron import describe, next_fire_times
 from scheduler.store import Store
 from scheduler.store.store import iso
 
-STATUS_FIELDS = (
-    "job_id", "kind", "schedule", "timezone", "next_run_at", "enabled", "paused",
-    "last_status", "last_run_at", "last_duration_ms",
-)
-
 
 @dataclass(frozen=True)
 class JobStatus:
