@@ -92,7 +92,6 @@ class JobSpec:
         return (self.url if self.kind == "http" else self.call) or ""
 
 
-
 @dataclass(frozen=True)
 class StoreSettings:
     url: str
