@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -102,6 +103,7 @@ def job_statuses(store: Store, config: Config | None = None, now: datetime | Non
     return statuses
 
 
+@functools.lru_cache(maxsize=256)  # cron-descriptor reloads its locale on every call
 def schedule_words(schedule: str) -> str:
     """Plain words for a stored schedule: a crontab line, or `every 30s` (already words)."""
     return schedule if schedule.startswith("every ") else describe(schedule)

@@ -58,6 +58,7 @@ Looking at what arrived:
 
 from __future__ import annotations
 
+import contextlib
 import json as jsonlib
 import socket
 import struct
@@ -458,10 +459,8 @@ class EndpointServer:
         with self._state.cond:
             connections = list(self._state.connections)
         for conn in connections:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self._thread.join(timeout=5)
 
 

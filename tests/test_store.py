@@ -63,6 +63,7 @@ def test_missed_slots_are_recorded_once_each_and_never_twice(store: Store) -> No
 
 
 def test_past_the_cap_one_summary_row_carries_count_and_range(store: Store) -> None:
+    store.sync_jobs([_job_row("job-a")])
     slots = [SLOT + timedelta(seconds=i) for i in range(Store.MISSED_ROWS_CAP + 1)]
     store.record_missed("job-a", slots, "down")
     (row,) = store.history("job-a")

@@ -1,0 +1,169 @@
+"""Stores for the dashboard tests, filled through the store's own API (no tests here).
+
+Everything the dashboard shows is pinned to NOW (the app gets a clock that
+always says NOW), so the same store renders the same picture on any machine.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import text, update
+
+from jobs.outcome import Outcome, RunStatus
+from scheduler.config import load_config
+from scheduler.daemon import job_state_rows
+from scheduler.store import Store
+from scheduler.store.schema import APSCHEDULER_TABLE, daemons
+
+NOW = datetime(2026, 1, 31, 9, 0, 30, tzinfo=UTC)
+DAEMON_ID = "d-test"
+DaemonState = Literal["up", "stopped", "crashed", "none"]
+
+CONFIG = """\
+[defaults]
+base_url = "http://127.0.0.1:9"
+secret = "CRON_SECRET"
+allow_http = true
+
+[[jobs]]
+id = "process-email-queue"
+path = "/api/cron/process-email-queue"
+schedule = "* * * * *"
+description = "Send queued outbound email"
+
+[[jobs]]
+id = "sync-mailboxes"
+path = "/api/cron/sync-mailboxes"
+schedule = "*/5 * * * *"
+description = "Sync connected mailboxes"
+
+[[jobs]]
+id = "calendar-cleanup"
+path = "/api/cron/calendar-cleanup"
+schedule = "0 2 * * *"
+description = "Clean up stale calendar data"
+
+[[jobs]]
+id = "prospect-enrich"
+path = "/api/cron/prospect-enrich"
+schedule = "0 */4 * * *"
+description = "Enrich prospects"
+
+[[jobs]]
+id = "property-map-refresh"
+path = "/api/cron/property-map-refresh"
+schedule = "0 */6 * * *"
+description = "Refresh the property map"
+enabled = false
+"""
+JOB_IDS = ("calendar-cleanup", "process-email-queue", "property-map-refresh", "prospect-enrich",
+           "sync-mailboxes")
+# Where the daemon "runs" from, as the header shows it (tmp_path differs per run).
+SHOWN_CONFIG = "/etc/cronhost/config.toml"
+SHOWN_STORE = "sqlite:////var/lib/cronhost/cronhost.db"
+
+
+def write_config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG, encoding="utf-8")
+    return path
+
+
+def empty_store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path / 'cronhost.db'}")
+
+
+def make_store(tmp_path: Path, *, daemon: DaemonState = "up", runs: bool = True) -> Store:
+    """A store as a daemon leaves it: jobs synced, a few runs each, a heartbeat."""
+    config = load_config(write_config(tmp_path), resolve_secrets=False)
+    store = empty_store(tmp_path)
+    store.migrate()
+    # Only the jobs written above: built-in jobs that config adds come and go with
+    # other issues, and would change every picture.
+    store.sync_jobs(job_state_rows(tuple(spec for spec in config.jobs if spec.id in JOB_IDS)))
+    store.set_paused("prospect-enrich", True)
+    _next_fire_times(store)
+    if runs:
+        _runs(store)
+    if daemon != "none":
+        set_daemon(store, daemon)
+    store.url_for_humans = SHOWN_STORE
+    return store
+
+
+def set_daemon(store: Store, state: DaemonState) -> None:
+    """Register the daemon, then pin its times (register/beat stamp the wall clock)."""
+    if store.latest_daemon() is None:
+        store.register_daemon(DAEMON_ID, SHOWN_CONFIG, "0.1.0")
+        store.record_config_loaded(DAEMON_ID)
+        store.beat(DAEMON_ID, "4 jobs scheduled, 0 running")
+    last_beat = {"up": NOW - timedelta(seconds=2), "stopped": NOW - timedelta(minutes=5),
+                 "crashed": NOW - timedelta(seconds=45)}[state]
+    with store.engine.begin() as conn:
+        conn.execute(update(daemons).where(daemons.c.id == DAEMON_ID).values(
+            hostname="vm-1", pid=4242, started_at=NOW - timedelta(hours=3),
+            config_loaded_at=NOW - timedelta(hours=3), last_beat_at=last_beat,
+            stopped_at=NOW - timedelta(minutes=5) if state == "stopped" else None,
+        ))
+
+
+def _next_fire_times(store: Store) -> None:
+    # The two columns of APScheduler's job table that the store reads.
+    upcoming = {
+        "process-email-queue": NOW.replace(second=0) + timedelta(minutes=1),
+        "sync-mailboxes": NOW.replace(minute=5, second=0),
+        "calendar-cleanup": (NOW + timedelta(days=1)).replace(hour=2, minute=0, second=0),
+    }
+    with store.engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE {APSCHEDULER_TABLE} (id VARCHAR(191) PRIMARY KEY, "
+                          "next_run_time FLOAT, job_state BLOB NOT NULL)"))
+        for job_id, when in upcoming.items():
+            conn.execute(text(f"INSERT INTO {APSCHEDULER_TABLE} VALUES (:id, :t, x'00')"),
+                         {"id": job_id, "t": when.timestamp()})
+
+
+def run(
+    store: Store, job_id: str, slot: datetime, outcome: Outcome, took_ms: int,
+    late_ms: int = 40, trigger: str = "schedule",
+) -> int:
+    started = slot + timedelta(milliseconds=late_ms)
+    run_id = store.claim(
+        job_id=job_id, trigger=trigger, scheduled_at=slot,
+        idempotency_key=f"{job_id}@{slot.isoformat()}", daemon_id=DAEMON_ID, started_at=started,
+    )
+    assert run_id is not None
+    store.finish(run_id, outcome, started + timedelta(milliseconds=took_ms))
+    return run_id
+
+
+def ok(message: str = "done", data: object = None) -> Outcome:
+    return Outcome(RunStatus.OK, attempts=1, http_status=200, message=message, data=data,
+                   response_excerpt='{"success": true, "message": "' + message + '"}')
+
+
+def _runs(store: Store) -> None:
+    minute = NOW.replace(second=0)
+    for back, took in enumerate((210, 180, 240, 190, 650, 200, 230, 220), start=1):
+        slot = minute - timedelta(minutes=8 - back)
+        outcome = ok("sent 12 emails", {"sent": 12})
+        if back == 5:
+            outcome = Outcome(RunStatus.FAILED, attempts=3, http_status=503,
+                              error="HTTP 503 after 3 attempts: upstream unavailable",
+                              response_excerpt='{"success": false, "error": "unavailable"}')
+        run(store, "process-email-queue", slot, outcome, took)
+    five = minute.replace(minute=0)
+    for back, took in enumerate((1200, 1350, 1100), start=1):
+        run(store, "sync-mailboxes", five - timedelta(minutes=5 * (4 - back)), ok("synced 4"),
+            took)
+    run(store, "sync-mailboxes", five, Outcome(
+        RunStatus.FAILED, attempts=1, http_status=500, message="gmail quota exceeded",
+        error='endpoint answered {"success": false}: gmail quota exceeded',
+        response_excerpt='{"success": false, "message": "gmail quota exceeded", '
+                         '"data": {"token": "[REDACTED]"}}',
+    ), 2400, late_ms=120)
+    day = NOW.replace(hour=2, minute=0, second=0)
+    run(store, "calendar-cleanup", day - timedelta(days=1), ok("removed 3 events"), 4200)
+    store.record_missed("calendar-cleanup", [day], "the daemon was down at 02:00", DAEMON_ID)

@@ -1,0 +1,1 @@
+"""The dashboard's screens: the live overview and the details of one run."""

@@ -1,0 +1,129 @@
+"""Everything recorded about one run: timings, attempts, message, error, response excerpt.
+
+The response excerpt was redacted by the daemon before it was stored; it is shown
+as plain text (never as markup), so a body full of brackets stays what it is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import get_current_worker
+
+from scheduler.render import duration_ms, relative, when
+from scheduler.store import RunRow, Store
+from tui import format as fmt
+
+POLL_SECONDS = 1.0
+
+
+class RunUpdated(Message):
+    def __init__(self, run: RunRow) -> None:
+        super().__init__()
+        self.run = run
+
+
+class RunDetailsScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape,backspace", "app.pop_screen", "Back"),
+    ]
+
+    def __init__(self, run: RunRow, store: Store, clock: Callable[[], datetime]) -> None:
+        super().__init__()
+        self.run = run
+        self.store = store
+        self.clock = clock
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="run-title")
+        with VerticalScroll(id="run-body"):
+            yield Static(id="run-facts")
+            yield Static(id="run-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.show(self.run)
+
+    def show(self, run: RunRow) -> None:
+        self.run = run
+        self.query_one("#run-title", Static).update(title(run))
+        self.query_one("#run-facts", Static).update(facts(run, self.clock()))
+        self.query_one("#run-text", Static).update(texts(run))
+        if run.status == "running":
+            # Still in flight: follow it until it finishes, then stop polling.
+            self.set_timer(POLL_SECONDS, self.reload)
+
+    @work(thread=True, exit_on_error=False, exclusive=True, group="run-details")
+    def reload(self) -> None:
+        run = self.store.run(self.run.id)
+        if run is not None and not get_current_worker().is_cancelled:
+            self.post_message(RunUpdated(run))
+
+    def on_run_updated(self, message: RunUpdated) -> None:
+        self.show(message.run)
+
+
+def title(run: RunRow) -> Text:
+    text = Text()
+    text.append(f"run {run.id} of ", style="bold")
+    text.append(run.job_id, style="bold")
+    text.append(" · ")
+    text.append_text(fmt.status(run.status, run.slot_count))
+    if run.trigger == "manual":
+        text.append(" · triggered by hand", style="cyan")
+    return text
+
+
+def facts(run: RunRow, now: datetime) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    rows: list[tuple[str, str | Text]] = [
+        ("slot", f"{when(run.scheduled_at)} ({relative(run.scheduled_at, now)})"),
+        ("started", when(run.started_at)),
+        ("finished", when(run.finished_at)),
+        ("took", duration_ms(run.duration_ms)),
+        ("late by", duration_ms(run.lateness_ms)),
+        ("attempts", str(run.attempts)),
+        ("HTTP status", str(run.http_status or "-")),
+        ("idempotency key", run.idempotency_key),
+    ]
+    if run.slot_count > 1:
+        rows.append(("slots", f"{run.slot_count} slots up to {when(run.slot_until)}"))
+    for name, value in rows:
+        grid.add_row(name, value)
+    return grid
+
+
+def texts(run: RunRow) -> Text:
+    text = Text()
+    for heading, body, style in (
+        ("error", run.error, "red"),
+        ("message", run.message, ""),
+        ("data", _pretty_json(run.data), ""),
+        ("response excerpt (redacted)", run.response_excerpt, "dim"),
+    ):
+        text.append(f"\n{heading}\n", style="bold underline")
+        text.append(body if body else "-", style=style if body else "dim")
+        text.append("\n")
+    return text
+
+
+def _pretty_json(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return json.dumps(json.loads(value), indent=2, ensure_ascii=False)
+    except ValueError:
+        return value

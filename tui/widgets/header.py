@@ -1,0 +1,73 @@
+"""The header: is the daemon up, since when, which config it runs and whether a reload failed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import Group
+from rich.text import Text
+from textual.widgets import Static
+
+from scheduler.render import relative, span, when
+from scheduler.store import DaemonInfo
+from tui.data import DashboardSnapshot
+
+
+class DaemonHeader(Static):
+    def show(self, snapshot: DashboardSnapshot) -> None:
+        self.update(describe(snapshot))
+
+
+def describe(snapshot: DashboardSnapshot) -> Group:
+    # Two lines that crop rather than wrap, so the tables keep their room on a small
+    # terminal; a config error wraps, because every word of it matters.
+    lines = [_daemon_line(snapshot), _config_line(snapshot)]
+    for line in lines:
+        line.no_wrap, line.overflow = True, "ellipsis"
+    info = snapshot.daemon
+    if info is not None and info.config_error:
+        error = Text(f"config reload FAILED {relative(info.config_error_at, snapshot.taken_at)}: ",
+                     style="bold red")
+        error.append(" ".join(info.config_error.split()), style="red")
+        error.append(" (the daemon keeps running the previous config)", style="dim")
+        lines.append(error)
+    return Group(*lines)
+
+
+def _daemon_line(snapshot: DashboardSnapshot) -> Text:
+    text = Text()
+    info = snapshot.daemon
+    now = snapshot.taken_at
+    if info is None:
+        text.append("● no daemon has run on this store yet", style="bold yellow")
+    elif snapshot.daemon_up:
+        text.append("● daemon up", style="bold green")
+        uptime = span((now - info.started_at).total_seconds())
+        text.append(f" since {when(info.started_at)} ({uptime}) · pid {info.pid} on {info.hostname}")
+        if info.status_line:
+            text.append(f" · {info.status_line}", style="dim")
+    else:
+        text.append("● daemon DOWN", style="bold white on red")
+        text.append(" ")
+        text.append(_down_reason(info, now), style="red")
+    return text
+
+
+def _down_reason(info: DaemonInfo, now: datetime) -> str:
+    if info.stopped_at is not None:
+        return f"stopped {relative(info.stopped_at, now)} ({when(info.stopped_at)})"
+    # No clean stop recorded and a stale heartbeat: crashed, killed, or the host died.
+    return (f"no heartbeat for {span((now - info.last_beat_at).total_seconds())} "
+            f"(last {when(info.last_beat_at)}): crashed or killed?")
+
+
+def _config_line(snapshot: DashboardSnapshot) -> Text:
+    info = snapshot.daemon
+    line = Text(style="dim")
+    line.append(f"config {info.config_path if info is not None else snapshot.config_path}")
+    if info is not None:
+        loaded = info.config_loaded_at
+        line.append(f", loaded {relative(loaded, snapshot.taken_at)}" if loaded else
+                    ", not loaded yet")
+    line.append(f" · store {snapshot.store_url}")
+    return line
