@@ -7,7 +7,6 @@ Nothing invalid ever reaches the engine.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
@@ -30,6 +29,7 @@ from scheduler.cron import (
     zone,
 )
 from scheduler.errors import ConfigError, StoreError
+from scheduler.hosts import is_loopback
 from scheduler.retention import builtin_jobs
 from scheduler.secrets import (
     SECRET_NAME,
@@ -408,7 +408,7 @@ class _Parser:
                     job_id,
                     field_name,
                 )
-        if parts.scheme == "http" and not _is_loopback(parts.hostname) and not allow_http:
+        if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_http:
             raise self.error(
                 f"http:// to {parts.hostname} would send the Bearer secret in clear text; "
                 "use https://, or set allow_http = true if you really mean it",
@@ -522,12 +522,3 @@ class _Parser:
         if not isinstance(value, str):
             raise self.error("must be a string", job_id, field_name)
         return value
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

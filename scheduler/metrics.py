@@ -16,7 +16,6 @@ and served by prometheus_client's small HTTP server in a thread.
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
 from collections.abc import Iterable
@@ -28,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from scheduler.errors import ConfigError
 from scheduler.events import SlotEvent
+from scheduler.hosts import is_loopback
 from scheduler.store.store import JobRow
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
@@ -64,7 +64,7 @@ def parse_metrics(raw: Any, file: str) -> MetricsSettings | None:
         return None
     listen = raw.get("listen", DEFAULT_LISTEN)
     host, port = _host_port(listen, file)
-    if not raw.get("allow_remote", False) and not _is_loopback(host):
+    if not raw.get("allow_remote", False) and not is_loopback(host):
         # The endpoint has no authentication: job names and failure rates are for the
         # operator's Prometheus, reached through loopback or a proxy they secure.
         raise ConfigError(
@@ -88,15 +88,6 @@ def _host_port(value: Any, file: str) -> tuple[str, int]:
     if not colon or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise problem
     return host, int(port_text)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Metrics:

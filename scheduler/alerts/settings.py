@@ -27,7 +27,6 @@ looked up only when asked (the daemon, or a config check that resolves secrets).
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,6 +35,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from scheduler.cron import ScheduleError, parse_duration
 from scheduler.errors import ConfigError, SecretError
+from scheduler.hosts import is_loopback
 from scheduler.secrets import SECRET_NAME, looks_like_a_token, require_secret
 
 RULE_KEYS = {"jobs", "after_failures", "on_recovery", "on_missed", "on_abandoned",
@@ -210,7 +210,7 @@ class _Table:
         if "@" not in sender:
             raise self.error("must be an email address", "from")
         ssl = self.boolean("ssl", False)
-        starttls = self.boolean("starttls", not ssl and not _is_loopback(host))
+        starttls = self.boolean("starttls", not ssl and not is_loopback(host))
         if ssl and starttls:
             raise self.error("use either ssl (port 465) or starttls (port 587), not both",
                              "starttls")
@@ -220,7 +220,7 @@ class _Table:
         password_secret = self.secret_name("password_secret")
         if (username is None) != (password_secret is None):
             raise self.error("`username` and `password_secret` go together", "password_secret")
-        if password_secret is not None and not (ssl or starttls) and not _is_loopback(host):
+        if password_secret is not None and not (ssl or starttls) and not is_loopback(host):
             raise self.error(f"the SMTP password would cross the network to {host} in clear "
                              "text; set starttls = true (or ssl = true)", "starttls")
         return EmailSettings(
@@ -276,7 +276,7 @@ def url_problem(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "must be an http(s) URL"
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         return (f"uses http:// to {parts.hostname}, which is refused: alerts carry job errors "
                 "and such URLs often carry a token; use https:// (only loopback may use http)")
     return None
@@ -305,12 +305,3 @@ def _token_like(piece: str) -> bool:
 
 def _host(url: str) -> str:
     return urlsplit(url).hostname or "?"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
