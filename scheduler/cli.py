@@ -25,7 +25,7 @@ from scheduler.cron import CrontabTrigger, ScheduleError, next_fire_times, valid
 from scheduler.errors import ConfigError, CronhostError, NotRunningError, UsageError
 from scheduler.render import duration_ms, relative, table, when
 from scheduler.store import Store
-from scheduler.store.store import DaemonInfo
+from scheduler.store.store import Command, DaemonInfo
 from scheduler.views import job_statuses
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -402,8 +402,28 @@ def cmd_reload(args: argparse.Namespace) -> int:
     if daemon_up(store) is None:
         raise NotRunningError("the daemon is not running; nothing to reload")
     command_id = store.add_command("reload", None)
-    print(f"reload requested (command {command_id}); see `cronhost status` for the result")
+    command = wait_for_command(store, command_id, timeout=15.0)
+    if command is None:
+        print(f"cronhost: the daemon has not taken the reload yet (command {command_id}); "
+              "see `cronhost status`", file=sys.stderr)
+        return EXIT_FAILED
+    if command.state == "failed":
+        info = store.latest_daemon()
+        error = info.config_error if info is not None and info.config_error else command.result
+        raise ConfigError(f"reload failed, the daemon keeps its previous config: {error}")
+    print(f"reloaded: {command.result}")
     return EXIT_OK
+
+
+def wait_for_command(store: Store, command_id: int, timeout: float) -> Command | None:
+    """The command once the daemon has finished it, or None after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        command = store.command(command_id)
+        if command is not None and command.state in ("done", "failed"):
+            return command
+        time.sleep(0.1)
+    return None
 
 
 def cmd_tui(args: argparse.Namespace) -> int:

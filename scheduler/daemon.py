@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from jobs.http import HttpJobRunner
 from scheduler import __version__
 from scheduler.config import Config, JobSpec, load_config
-from scheduler.engine import Engine
+from scheduler.engine import Changes, Engine
 from scheduler.errors import ConfigError, StoreError, first_line
 from scheduler.events import EventBus, SlotEvent
 from scheduler.lock import DaemonLock
@@ -263,8 +263,11 @@ class Daemon:
         running = len(self._runner.in_flight) if self._runner is not None else 0
         return f"{len(jobs)} jobs scheduled, {running} running"
 
-    def reload(self) -> bool:
-        """Re-read config.toml; a bad edit changes nothing and is recorded for the operator."""
+    def reload(self) -> Changes | None:
+        """Re-read config.toml; a bad edit changes nothing and is recorded for the operator.
+
+        Returns what changed, or None when the reload failed (or must be retried).
+        """
         self.notifier.reloading()
         self._config_mtime = self._mtime()
         try:
@@ -272,10 +275,10 @@ class Daemon:
             self._refuse_restart_only_changes(new)
         except ConfigError as exc:
             self._reload_failed(str(exc))
-            return False
+            return None
         except Exception as exc:  # noqa: BLE001 - nothing in a config file may stop the daemon
             self._reload_failed(f"{self.config.path}: cannot load: {type(exc).__name__}: {exc}")
-            return False
+            return None
         # The new config first: slots of added jobs may fire as soon as the engine has them.
         self.config = new
         try:
@@ -292,7 +295,7 @@ class Daemon:
                 extra={"action": "config.reload_retry", "error": first_line(exc)},
             )
             self.notifier.ready(self.status_line())
-            return False
+            return None
         log.info(
             "config reloaded",
             extra={"action": "config.reloaded", "changes": changes.summary(),
@@ -300,7 +303,7 @@ class Daemon:
                    "removed": changes.removed},
         )
         self.notifier.ready(self.status_line())
-        return True
+        return changes
 
     def _refuse_restart_only_changes(self, new: Config) -> None:
         if new.store.url != self.config.store.url:
@@ -331,9 +334,11 @@ class Daemon:
             return
         job_id = command.job_id or ""
         if command.kind == "reload":
-            ok = self.reload()
-            self.store.finish_command(command.id, "done" if ok else "failed",
-                                      None if ok else "config reload failed; see status")
+            changes = self.reload()
+            if changes is None:
+                self.store.finish_command(command.id, "failed", "config reload failed; see status")
+            else:
+                self.store.finish_command(command.id, "done", changes.summary())
             return
         if self.config.job(job_id) is None:
             self.store.finish_command(command.id, "failed", f"no job {job_id!r} in the running config")

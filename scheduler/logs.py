@@ -44,7 +44,9 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         when = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
         fields = " ".join(
-            f"{key}={value}" for key, value in _extra_fields(record).items() if key != "action"
+            f"{key}={value}"
+            for key, value in _extra_fields(record).items()
+            if key != "action" and value is not None
         )
         line = f"{when} {record.levelname:<7} {record.getMessage()}"
         if fields:

@@ -17,11 +17,12 @@ crash between the two leaves a claimed slot (later ``abandoned``), never a lost 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -284,7 +285,9 @@ class SlotRunner:
             deadline=spec.deadline,
             retries=spec.retries,
         )
-        return await self.http.run(request, on_attempt=_log_attempt)
+        return await self.http.run(
+            request, on_attempt=functools.partial(_log_attempt, spec.id, scheduled_at, key)
+        )
 
     async def _finish_with_retry(self, run_id: int, outcome: Outcome) -> None:
         # The outcome is only in memory until this write lands: keep trying through a
@@ -322,10 +325,16 @@ class SlotRunner:
         return left
 
 
-def _log_attempt(report: AttemptReport) -> None:
-    fields = {f"attempt_{key}" if key in ("error",) else key: value
-              for key, value in asdict(report).items()}
-    log.info("attempt", extra={"action": "run.attempt", **fields})
+def _log_attempt(job_id: str, scheduled_at: datetime, key: str, report: AttemptReport) -> None:
+    log.log(
+        20 if report.error is None else 30,
+        "attempt",
+        extra={"action": "run.attempt", "job": job_id, "slot": scheduled_at.isoformat(),
+               "idempotency_key": key, "attempt": report.attempt,
+               "request_id": report.request_id, "http_status": report.http_status,
+               "duration_ms": int(report.duration * 1000), "error": report.error,
+               "will_retry": report.will_retry, "retry_in_ms": int(report.wait * 1000)},
+    )
 
 
 def _json(text: str | None) -> object:

@@ -68,6 +68,9 @@ def job_statuses(store: Store, config: Config | None = None, now: datetime | Non
     now = now or datetime.now(UTC)
     has_store = not store.missing() and store.check_readable()
     stored = {row.job_id: row for row in store.jobs()} if has_store else {}
+    daemon = store.latest_daemon() if stored else None
+    # A stopped daemon fires nothing: a countdown would promise a run that will not happen.
+    will_fire = daemon is not None and daemon.is_up(now)
     latest = store.latest_runs(stored or [job.id for job in (config.jobs if config else ())]) if has_store else {}
     counts = store.counts_since(now - timedelta(hours=24)) if has_store else {}
     statuses: list[JobStatus] = []
@@ -79,7 +82,7 @@ def job_statuses(store: Store, config: Config | None = None, now: datetime | Non
                 job_id=job_id, kind=job.kind, schedule=job.schedule, timezone=job.timezone,
                 description=job.description, target=job.target,
                 schedule_words=schedule_words(job.schedule),
-                next_run_at=job.next_run_at if job.enabled and not job.paused else None,
+                next_run_at=job.next_run_at if job.enabled and not job.paused and will_fire else None,
                 enabled=job.enabled, paused=job.paused,
                 last_status=last.status if last else None,
                 last_run_at=(last.started_at or last.scheduled_at) if last else None,

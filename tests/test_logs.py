@@ -146,7 +146,9 @@ every = "1s"
             "lateness_ms", "idempotency_key"} <= finish.keys()
     assert finish["status"] == "ok" and finish["http_status"] == 200 and finish["attempts"] == 1
     assert finish["idempotency_key"] == f"tick@{finish['slot'][:19]}Z"
-    assert {"attempt", "request_id", "http_status"} <= attempt.keys()
+    assert {"job", "slot", "idempotency_key", "attempt", "request_id", "http_status",
+            "duration_ms"} <= attempt.keys()
+    assert attempt["job"] == "tick" and isinstance(attempt["duration_ms"], int)
     request = endpoint.requests("/api/cron/tick")[0]
     assert attempt["request_id"] == request.headers["x-request-id"]
     assert {"daemon.start", "daemon.stop"} <= {r["action"] for r in records}

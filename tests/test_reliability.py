@@ -159,6 +159,12 @@ def test_invalid_reload_changes_nothing_and_is_shown_in_status(
     status = cli(config, "status")
     assert "config reload failed at" in status.stdout and "field 'schedule'" in status.stdout
     assert cli_json(config, "status")["daemon"]["config_error"]
+    refused = cli(config, "reload")  # the operator asks again: told why, exit 2
+    assert refused.returncode == 2 and "field 'schedule'" in refused.stderr
+    write_config(tmp_path, good, base_url=endpoint.url, extra='[daemon]\nwatch_config = true\n')
+    accepted = cli(config, "reload")
+    assert accepted.returncode == 0 and accepted.stdout.startswith("reloaded:")
+    assert cli_json(config, "status")["daemon"]["config_error"] is None
     assert daemon.stop() == 0
 
 

@@ -209,3 +209,20 @@ def test_a_store_from_a_newer_cronhost_is_refused_untouched(store_url: str) -> N
 def _job_row(job_id: str) -> dict[str, object]:
     return {"job_id": job_id, "kind": "http", "schedule": "* * * * *", "timezone": "UTC",
             "target": "https://example.invalid/x", "description": "", "enabled": True}
+
+
+def test_a_daemon_whose_process_is_gone_on_this_host_is_down_at_once(store: Store) -> None:
+    store.register_daemon("d1", "/etc/cronhost/config.toml", "0.1.0")
+    with store.engine.begin() as conn:
+        conn.execute(sqlalchemy.text("UPDATE daemons SET pid = :pid"), {"pid": _dead_pid()})
+    info = store.latest_daemon()
+    assert info is not None and not info.is_up()  # heartbeat fresh, process gone
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
