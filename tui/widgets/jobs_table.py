@@ -15,8 +15,8 @@ from tui.widgets.keyed_table import KeyedTable, Row
 
 class JobsTable(KeyedTable):
     # What an operator scans first comes first: at 80 columns a row still shows the
-    # job, its state, when it fires next and how its last run went; at 100, the 24 h
-    # success rate and the trend too. The rest is a horizontal scroll away.
+    # job, its state, when it fires next and how its last run went; at 100, the HTTP
+    # status, the 24 h success rate and the schedule. The rest is a scroll away.
     COLUMNS = (
         ("job", "job"),
         ("state", "state"),
@@ -24,16 +24,16 @@ class JobsTable(KeyedTable):
         ("last", "last"),
         ("ago", "ago"),
         ("took", "took"),
-        ("rate", "ok 24h"),
-        ("trend", "took, last 20"),
         ("http", "http"),
+        ("rate", "ok 24h"),
         ("schedule", "schedule"),
+        ("trend", "took, last 20"),
         ("words", "in words"),
     )
 
-    # Room for "active ⧗trigger" from the start: a pending command must not make
+    # Room for "paused ⧗resume" from the start: a pending command must not make
     # every column to its right jump sideways for the second it is pending.
-    WIDTHS = {"state": 15}
+    WIDTHS = {"state": 14}
 
     def show(self, jobs: Sequence[JobView], now: datetime) -> None:
         self.show_rows([_row(job, now) for job in jobs])
@@ -81,9 +81,9 @@ def _row(job: JobView, now: datetime) -> Row:
         fmt.status(status.last_status),
         fmt.ago(status.last_run_at, now),
         fmt.took(status.last_duration_ms),
-        fmt.rate(status.ok_24h, status.runs_24h),
-        fmt.sparkline(job.trend),
         str(status.last_http_status or "-"),
+        fmt.rate(status.ok_24h, status.runs_24h),
         status.schedule,
+        fmt.sparkline(job.trend),
         status.schedule_words,
     ])
