@@ -24,8 +24,9 @@ from scheduler.config import Config, default_config_path, load_config, resolve_s
 from scheduler.cron import CrontabTrigger, ScheduleError, next_fire_times, validate_expression, zone
 from scheduler.errors import ConfigError, CronhostError, NotRunningError, UsageError
 from scheduler.render import duration_ms, relative, table, when
+from scheduler.retention import PRUNE_JOB_ID
 from scheduler.store import Store
-from scheduler.store.store import Command, DaemonInfo
+from scheduler.store.store import Command, DaemonInfo, RunRow
 from scheduler.views import job_statuses
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -140,14 +141,12 @@ def open_store(args: argparse.Namespace) -> Store:
 
 def missing_store_message(args: argparse.Namespace, store: Store) -> str:
     path = config_path(args)
-    hint = (
-        f"the config file {path} does not exist either; pass --config PATH or set CRONHOST_CONFIG"
-        if not path.exists()
-        else "under systemd the store is in the state directory: run the `cronhost` wrapper "
-        "from README (Install on a VM) or set STATE_DIRECTORY=/var/lib/cronhost"
-    )
+    if not path.exists():
+        return (f"no config file {path} (pass --config PATH or set CRONHOST_CONFIG), and no "
+                f"store at {store.url_for_humans}")
     return (f"no store at {store.url_for_humans}: the daemon has not run with this config "
-            f"here yet; {hint}")
+            "here yet; under systemd the store is in the state directory: run the `cronhost` "
+            "wrapper from README (Install on a VM) or set STATE_DIRECTORY=/var/lib/cronhost")
 
 
 def try_config(args: argparse.Namespace) -> Config | None:
@@ -215,7 +214,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         emit_json({"config": str(config.path), "store": Store.describe_url(config.store.url),
                    "jobs": rows})
         return EXIT_OK
-    print(f"{config.path}: OK, {len(config.jobs)} jobs; store {Store.describe_url(config.store.url)}")
+    builtin = sum(job.id == PRUNE_JOB_ID for job in config.jobs)
+    declared = len(config.jobs) - builtin
+    print(f"{config.path}: OK, {declared} job{'' if declared == 1 else 's'}"
+          f"{' and the built-in history pruning' if builtin else ''}; "
+          f"store {Store.describe_url(config.store.url)}")
     print(table(
         ("job", "schedule", "tz", "next run", "target"),
         [(r["job_id"] + ("" if r["enabled"] else " (disabled)"), r["schedule"], r["timezone"],
@@ -321,13 +324,21 @@ def cmd_history(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(table(
         ("job", "slot", "status", "tries", "http", "took", "late", "message / error"),
-        [(r.job_id + (" (manual)" if r.trigger == "manual" else ""), when(r.scheduled_at),
+        [(r.job_id + _trigger_label(r), when(r.scheduled_at),
           r.status + (f" x{r.slot_count}" if r.slot_count > 1 else ""), r.attempts, r.http_status,
           duration_ms(r.duration_ms), duration_ms(r.lateness_ms),
           ((r.error or r.message or "")[:80]))
          for r in rows],
     ))
     return EXIT_OK
+
+
+def _trigger_label(run: RunRow) -> str:
+    if run.trigger != "manual":
+        return ""
+    # A re-run of a recorded slot carries that slot's key: say which slot it repeated.
+    replayed = run.idempotency_key.split("@", 1)[-1]
+    return " (manual)" if replayed.startswith("manual:") else f" (re-run of {replayed})"
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:

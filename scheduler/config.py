@@ -7,6 +7,7 @@ Nothing invalid ever reaches the engine.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -199,6 +200,7 @@ class _Parser:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.file = str(path)
+        self._own_secret: set[str] = set()  # jobs with a `secret` of their own, not [defaults]
 
     def error(self, message: str, job: str | None = None, field: str | None = None) -> ConfigError:
         return ConfigError(message, file=self.file, job=job, field=field)
@@ -341,6 +343,8 @@ class _Parser:
         headers = self._headers(merged["headers"], job_id)
         body, json_body_text = self._body(raw.get("body"), job_id)
         secret = merged.get("secret")
+        if "secret" in raw:
+            self._own_secret.add(job_id)
         if secret is not None:
             secret = self._secret_name(secret, job_id)
         return JobSpec(
@@ -464,8 +468,9 @@ class _Parser:
             # A disabled job needs no secret: it cannot run until a reload enables it.
             if job.secret is None or job.secret in values or not job.enabled:
                 continue
+            field = "secret" if job.id in self._own_secret else "defaults.secret"
             values[job.secret] = require_secret(
-                job.secret, file=self.file, job=job.id, field="secret"
+                job.secret, file=self.file, job=job.id, field=field
             )
         return SecretValues(values)
 
@@ -476,8 +481,10 @@ class _Parser:
     ) -> None:
         for key in raw:
             if key not in allowed:
-                hint = ", ".join(sorted(allowed))
-                raise self.error(f"unknown key; expected one of: {hint}", job_id, prefix + key)
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else (
+                    "expected one of: " + ", ".join(sorted(allowed)))
+                raise self.error(f"unknown key; {hint}", job_id, prefix + key)
 
     def _table(self, raw: dict[str, Any], key: str, job_id: str | None) -> dict[str, Any]:
         value = raw.get(key, {})

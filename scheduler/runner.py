@@ -245,7 +245,7 @@ class SlotRunner:
                    "error": outcome.error},
         )
         try:
-            await self._finish_with_retry(run_id, outcome)
+            await self._finish_with_retry(run_id, outcome, duration_ms)
         except asyncio.CancelledError:
             log.error(
                 "run finished but the store could not record it before shutdown; its row stays "
@@ -289,14 +289,16 @@ class SlotRunner:
             request, on_attempt=functools.partial(_log_attempt, spec.id, scheduled_at, key)
         )
 
-    async def _finish_with_retry(self, run_id: int, outcome: Outcome) -> None:
+    async def _finish_with_retry(self, run_id: int, outcome: Outcome, duration_ms: int) -> None:
         # The outcome is only in memory until this write lands: keep trying through a
         # store outage. If the daemon dies meanwhile, the row stays `running` and is
         # marked `abandoned` on the next start.
         wait = STORE_RETRY_INITIAL
         while True:
             try:
-                await asyncio.to_thread(self.store.finish, run_id, outcome, self.now())
+                await asyncio.to_thread(
+                    self.store.finish, run_id, outcome, self.now(), duration_ms
+                )
                 return
             except SQLAlchemyError as exc:
                 log.error(

@@ -137,8 +137,8 @@ schedule = "0 1 * * 0"
 # Each bad input: (config body, words the message must contain). The job id and the field are
 # always named; the CLI must exit 2 with one paragraph and no traceback.
 BAD_INPUTS = {
-    "unknown key": ('[[jobs]]\nid = "a"\npath = "/a"\nschedule = "* * * * *"\nschedul = "x"\n',
-                    ["job 'a'", "field 'schedul'", "unknown key"]),
+    "unknown key": ('[[jobs]]\nid = "a"\npath = "/a"\nschedule = "* * * * *"\ntimout = "x"\n',
+                    ["job 'a'", "field 'timout'", "unknown key; did you mean 'timeout'?"]),
     "bad cron expression": ('[[jobs]]\nid = "a"\npath = "/a"\nschedule = "61 * * * *"\n',
                             ["job 'a'", "field 'schedule'", "61"]),
     "six fields": ('[[jobs]]\nid = "a"\npath = "/a"\nschedule = "0 * * * * *"\n',
@@ -147,7 +147,7 @@ BAD_INPUTS = {
                      '[[jobs]]\nid = "a"\npath = "/b"\nschedule = "* * * * *"\n',
                      ["job 'a'", "field 'id'", "duplicate"]),
     "missing secret": ('[[jobs]]\nid = "a"\npath = "/a"\nschedule = "* * * * *"\n',
-                       ["job 'a'", "field 'secret'", "CRON_SECRET", "not set"]),
+                       ["job 'a'", "field 'defaults.secret'", "CRON_SECRET", "not set"]),
     "unknown time zone": ('[[jobs]]\nid = "a"\npath = "/a"\nschedule = "* * * * *"\ntimezone = "Mars/Base"\n',
                           ["job 'a'", "field 'timezone'", "Mars/Base"]),
     "plain http to a remote host": ('[[jobs]]\nid = "a"\nurl = "http://example.com/x"\nschedule = "* * * * *"\n',
@@ -214,7 +214,8 @@ def test_cli_check_lists_what_would_run(tmp_path: Path) -> None:
     path = write(tmp_path, '[[jobs]]\nid = "a"\npath = "/a"\nschedule = "0 3 * * *"\n')
     result = run_cli("--config", str(path), "check", env={"CRON_SECRET": "x" * 12})
     assert result.returncode == 0, result.stderr
-    assert "OK, 2 jobs" in result.stdout and "POST https://app.example.com/a" in result.stdout
+    assert "OK, 1 job and the built-in history pruning" in result.stdout
+    assert "POST https://app.example.com/a" in result.stdout
     assert PRUNE_JOB_ID in result.stdout
     assert "03:00:00Z" in result.stdout
 
@@ -232,5 +233,5 @@ def test_an_unreadable_secret_file_is_a_clear_error_not_a_traceback(tmp_path: Pa
     result = run_cli("--config", str(path), "check", env={"CRON_SECRET_FILE": str(secret_file)})
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert "job 'a'" in result.stderr and "field 'secret'" in result.stderr
+    assert "job 'a'" in result.stderr and "field 'defaults.secret'" in result.stderr
     assert "cannot read the secret file" in result.stderr

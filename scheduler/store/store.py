@@ -338,10 +338,16 @@ class Store:
         ])
         return len(ordered)
 
-    def finish(self, run_id: int, outcome: Outcome, finished_at: datetime) -> None:
+    def finish(
+        self, run_id: int, outcome: Outcome, finished_at: datetime, duration_ms: int | None = None
+    ) -> None:
+        """Record how a run ended; ``duration_ms`` is the runner's own measure when it has one."""
         with self.engine.begin() as conn:
-            started = conn.execute(select(runs.c.started_at).where(runs.c.id == run_id)).scalar()
-            duration_ms = int((finished_at - started).total_seconds() * 1000) if started else None
+            if duration_ms is None:
+                started = conn.execute(
+                    select(runs.c.started_at).where(runs.c.id == run_id)
+                ).scalar()
+                duration_ms = int((finished_at - started).total_seconds() * 1000) if started else None
             conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id)
