@@ -15,8 +15,8 @@ piece:
 It prints the query plans of the reads that touch `runs`, so an index that stops
 being used shows up here before it shows up as a slow dashboard.
 
-Measured on the 2-CPU dev VM (median of 20, ms): leadmap 107 as is, 25 once
-Store.counts_since reads per job like counts_since_indexed; dense 218 / 117.
+Measured on the 2-CPU dev VM (median of 20, ms): leadmap 23.5, dense ~117 (a single
+grouped query over the window instead of one per job cost 107 / 218).
 """
 
 from __future__ import annotations
@@ -138,11 +138,9 @@ def plans(store: Store, job: str) -> list[tuple[str, str]]:
     queries = {
         "latest/history (per job)": "SELECT * FROM runs WHERE job_id = :job "
                                     "ORDER BY scheduled_at DESC, id DESC LIMIT 50",
-        "counts_since 24h": "SELECT job_id, status, sum(slot_count) FROM runs "
-                            "WHERE scheduled_at >= :since GROUP BY job_id, status",
-        "counts_since_indexed 24h (per job)": "SELECT status, sum(slot_count) FROM runs "
-                                              "WHERE job_id = :job AND scheduled_at >= :since "
-                                              "GROUP BY status",
+        "counts_since 24h (per job)": "SELECT status, sum(slot_count) FROM runs "
+                                      "WHERE job_id = :job AND scheduled_at >= :since "
+                                      "GROUP BY status",
         "trend (per job)": "SELECT duration_ms FROM runs WHERE job_id = :job AND status IN "
                            "('ok','failed','timeout') AND duration_ms IS NOT NULL "
                            "ORDER BY scheduled_at DESC LIMIT 20",
@@ -179,12 +177,10 @@ def bench(shape: str, total: int, repeat: int, keep: Path | None) -> None:
                                     selected_job=busiest, watched=[1, 2])),
             ("  job_statuses (jobs+latest+counts 24h)", lambda: job_statuses(store, None, NOW)),
             (f"  history of {busiest} (50 rows)", lambda: store.history(busiest, limit=50)),
-            ("    of which counts_since 24 h (full index scan)",
+            ("  summary: counts_since 1 h",
+             lambda: store.counts_since(NOW - timedelta(hours=1))),
+            ("  summary: counts_since 24 h",
              lambda: store.counts_since(NOW - timedelta(hours=24))),
-            ("  summary: counts_since_indexed 1 h",
-             lambda: store.counts_since_indexed(NOW - timedelta(hours=1))),
-            ("  summary: counts_since_indexed 24 h",
-             lambda: store.counts_since_indexed(NOW - timedelta(hours=24))),
             (f"  trends ({TREND_LENGTH} durations x {len(ids)} jobs)",
              lambda: store.recent_durations(ids, TREND_LENGTH)),
             ("  daemon + pending commands",
@@ -193,14 +189,6 @@ def bench(shape: str, total: int, repeat: int, keep: Path | None) -> None:
         for name, fn in parts:
             first, median, worst = timed(fn, repeat)
             print(f"{name:44} {first:8.1f} {median:8.1f} {worst:8.1f}")
-        # What the refresh costs once Store.counts_since reads the index the same way
-        # (the change proposed for scheduler/store): job_statuses is its only caller here.
-        store.counts_since = store.counts_since_indexed  # type: ignore[method-assign]
-        first, median, worst = timed(
-            lambda: fetch_snapshot(store, now=NOW, config_path="config.toml",
-                                   selected_job=busiest, watched=[1, 2]), repeat)
-        print(f"{'full refresh, counts_since made indexed':44} {first:8.1f} {median:8.1f} "
-              f"{worst:8.1f}")
         for name, plan in plans(store, busiest):
             print(f"plan {name}: {plan}")
         store.dispose()
