@@ -232,6 +232,10 @@ def cmd_next(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise UsageError("-n must be at least 1")
     after = parse_time(args.after) if args.after else datetime.now(UTC)
+    try:
+        shown_in = zone(args.tz) if args.tz else None
+    except ScheduleError as exc:
+        raise UsageError(f"--tz: {exc}") from None
     config = try_config(args)
     job = config.job(args.target) if config else None
     if job is not None:
@@ -239,11 +243,13 @@ def cmd_next(args: argparse.Namespace) -> int:
     else:
         try:
             expression = validate_expression(args.target)
-            zone(args.tz or "UTC")
         except ScheduleError as exc:
-            raise UsageError(f"{args.target!r} is neither a job id in {config_path(args)} nor a valid schedule: {exc}") from None
+            raise UsageError(
+                f"{args.target!r} is neither a job id in {config_path(args)} nor a valid "
+                f"schedule: {exc}"
+            ) from None
         trigger = CrontabTrigger(expression, args.tz or "UTC")
-    tz = zone(args.tz or getattr(trigger, "timezone", None) or "UTC")
+    tz = shown_in or zone(getattr(trigger, "timezone", None) or "UTC")
     times = [t.astimezone(tz).isoformat() for t in next_fire_times(trigger, args.n, after)]
     if args.json:
         emit_json(times)
