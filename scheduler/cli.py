@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("run", cmd_run, "run the daemon in the foreground")
     p.add_argument("--log-format", choices=("json", "text"), default=None,
                    help="json (default; for journald) or text (for a terminal)")
+    p.add_argument("--standby", action="store_true",
+                   help="if another daemon holds the store, wait and take over when it dies "
+                        "(instead of refusing to start)")
 
     p = command("check", cmd_check, "validate the config and show what would run")
     p.add_argument("--json", action="store_true")
@@ -195,7 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(config_path(args))
     fmt = args.log_format or ("text" if sys.stdout.isatty() else "json")
     configure_logging(fmt)
-    return asyncio.run(Daemon(config).run())
+    return asyncio.run(Daemon(config, standby=args.standby).run())
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ log = get_logger("daemon")
 
 TICK_SECONDS = 0.5
 RELOAD_RETRY_SECONDS = 2.0
+STANDBY_POLL_SECONDS = 2.0
 
 
 def job_state_rows(specs: tuple[JobSpec, ...]) -> list[dict[str, object]]:
@@ -50,8 +51,11 @@ def job_state_rows(specs: tuple[JobSpec, ...]) -> list[dict[str, object]]:
 
 
 class Daemon:
-    def __init__(self, config: Config, *, notifier: Notifier | None = None) -> None:
+    def __init__(
+        self, config: Config, *, notifier: Notifier | None = None, standby: bool = False
+    ) -> None:
         self.config = config
+        self.standby = standby
         self.daemon_id = f"{uuid.uuid4().hex[:12]}"
         self.notifier = notifier or Notifier()
         self.store = Store(config.store.url)
@@ -80,6 +84,11 @@ class Daemon:
     # -- life cycle ---------------------------------------------------------------------
 
     async def run(self) -> int:
+        if self.standby:
+            self._install_signal_handlers()
+            if not await self._stand_by():
+                self.lock.release()
+                return 0
         try:
             self._start_bookkeeping()
         except SQLAlchemyError as exc:
@@ -108,7 +117,8 @@ class Daemon:
                     f"cannot start: the store {self.store.url_for_humans} failed while "
                     f"scheduling the jobs: {first_line(exc)}"
                 ) from None
-            self._install_signal_handlers()
+            if not self.standby:
+                self._install_signal_handlers()
             log.info(
                 "daemon started",
                 extra={"action": "daemon.start", "daemon_id": self.daemon_id,
@@ -124,6 +134,31 @@ class Daemon:
             finally:
                 await self._shutdown()
         return 0
+
+    async def _stand_by(self) -> bool:
+        """Wait until this daemon holds the store (`run --standby`); False if stopped first.
+
+        The daemon that holds the store runs the jobs; a standby takes over within
+        STANDBY_POLL_SECONDS of the holder's death (its flock or PostgreSQL session ends).
+        """
+        announced = False
+        while not self.stop_requested.is_set():
+            holder = self.lock.try_acquire()
+            if holder is None:
+                log.info("taking over the store", extra={"action": "daemon.leading"})
+                return True
+            if not announced:
+                announced = True
+                log.info(
+                    "standing by: another daemon runs the jobs on this store",
+                    extra={"action": "daemon.standby", "store": self.store.url_for_humans,
+                           "holder": holder.strip(" ()") or None},
+                )
+                # systemd must not time the start out while we wait our turn.
+                self.notifier.ready(f"standing by for {self.store.url_for_humans}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_requested.wait(), STANDBY_POLL_SECONDS)
+        return False
 
     def _start_bookkeeping(self) -> None:
         """Before any job fires: take the store, upgrade it, close the books of a dead daemon."""

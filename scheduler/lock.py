@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import IO
 
 from sqlalchemy import Connection, Engine, create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
@@ -47,11 +46,20 @@ class DaemonLock:
 
     def acquire(self) -> None:
         """Take the lock or raise StoreError saying who holds it."""
+        holder = self.try_acquire()
+        if holder is not None:
+            raise StoreError(TAKEN_MESSAGE.format(store=self.url_for_humans, holder=holder))
+
+    def try_acquire(self) -> str | None:
+        """Take the lock if it is free: None when held now, else who holds it ("" if unknown)."""
+        if self._file is not None or self._connection is not None:
+            return None
         backend = self.engine.url.get_backend_name()
         if backend == "sqlite":
-            self._lock_file()
-        elif backend == "postgresql" and not self._lock_postgres():
-            raise StoreError(TAKEN_MESSAGE.format(store=self.url_for_humans, holder=""))
+            return self._lock_file()
+        if backend == "postgresql" and not self._lock_postgres():
+            return ""
+        return None
 
     def still_held(self) -> bool:
         """False when the lock was lost and another daemon has taken it since."""
@@ -74,10 +82,10 @@ class DaemonLock:
             self._file.close()  # closing the descriptor releases the flock
             self._file = None
 
-    def _lock_file(self) -> None:
-        database = make_url(str(self.engine.url)).database
+    def _lock_file(self) -> str | None:
+        database = self.engine.url.database
         if not database or database == ":memory:":
-            return
+            return None
         path = Path(f"{database}.lock")
         handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the daemon's life
         try:
@@ -86,13 +94,13 @@ class DaemonLock:
             handle.seek(0)
             holder = handle.read().strip()
             handle.close()
-            raise StoreError(TAKEN_MESSAGE.format(
-                store=self.url_for_humans, holder=f" (pid {holder})" if holder else "")) from None
+            return f" (pid {holder})" if holder else ""
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
         self._file = handle
+        return None
 
     def _lock_postgres(self) -> bool:
         try:

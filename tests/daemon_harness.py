@@ -55,13 +55,13 @@ def cli_json(config: Path, *args: str) -> Any:
 class DaemonProcess:
     """`cronhost run` in a subprocess, its JSON log lines kept in a file."""
 
-    def __init__(self, config: Path, log_path: Path, **env: str) -> None:
+    def __init__(self, config: Path, log_path: Path, *run_args: str, **env: str) -> None:
         self.config = config
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in wait()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "scheduler.cli", "--config", str(config), "run",
-             "--log-format", "json"],
+             "--log-format", "json", *run_args],
             stdout=self._log, stderr=subprocess.STDOUT, env=cli_env(**env), cwd=REPO,
         )
 

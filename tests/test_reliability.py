@@ -369,3 +369,32 @@ def test_a_second_daemon_on_the_same_postgres_store_is_refused(
     assert first.stop() == 0
     third = start(daemons, config, "third")  # the lock went with the first daemon
     assert third.stop() == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_standby_daemon_takes_over_when_the_running_one_is_killed(
+    tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess],
+    request: pytest.FixtureRequest, backend: str,
+) -> None:
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    config = write_config(tmp_path, '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n',
+                          base_url=endpoint.url, store_url=url)
+    leader = start(daemons, config, "leader")
+    leader.wait_action("run.finish", count=2)
+    standby = DaemonProcess(config, tmp_path / "standby.log", "--standby")
+    daemons.append(standby)
+    standby.wait_action("daemon.standby")
+    assert not [r for r in standby.records() if r.get("action") == "run.start"]
+    leader.kill()
+    standby.wait_action("daemon.leading", timeout=15)
+    standby.wait_action("run.finish", count=2, timeout=15)
+    assert standby.stop() == 0
+
+    store = Store(url or f"sqlite:///{tmp_path / 'cronhost.db'}")
+    rows = [(r.scheduled_at, r.status, r.slot_count)
+            for r in store.runs_for_slots("tick", datetime(2000, 1, 1).astimezone(),
+                                          datetime(2100, 1, 1).astimezone())]
+    store.dispose()
+    assert_every_slot_once(rows, timedelta(seconds=1))
+    keys = [r.headers["idempotency-key"] for r in endpoint.requests("/tick")]
+    assert len(keys) == len(set(keys))
