@@ -165,8 +165,9 @@ def test_next_prints_fire_times_for_a_job_or_an_expression(tmp_path: Path) -> No
     assert bad.returncode == 2 and "minute 61" in bad.stderr
 
 
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_sigterm_lets_a_run_in_flight_finish_and_records_it(
-    tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
+    tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess], stop_signal: int
 ) -> None:
     endpoint.set_default("/work", Fault.slow(1.5))
     config = write_config(tmp_path, """
@@ -182,7 +183,7 @@ deadline = "5s"
     daemon.wait_started()
     assert cli(config, "trigger", "work").returncode == 0
     daemon.wait_action("run.start")
-    daemon.signal(signal.SIGTERM)
+    daemon.signal(stop_signal)
     started = time.monotonic()
     assert daemon.wait() == 0
     assert time.monotonic() - started > 0.5  # it waited for the run

@@ -229,6 +229,49 @@ every = "1s"
     ticks = [row for row in by_job["tick"] if row["status"] == "ok"]
     assert len(ticks) >= 3
     assert max(int(row["lateness_ms"]) for row in ticks) < 250  # type: ignore[call-overload]
+    for job_id in ("hang", "storm", "tick"):
+        assert_every_slot_once(slot_rows(tmp_path, job_id), timedelta(seconds=1))
+
+
+# DNS and TLS failures are proved at the job-kind level (tests/test_http_job.py): a failing
+# lookup here would query the machine's resolver, which is not on loopback.
+def test_every_kind_of_endpoint_fault_ends_as_a_recorded_run_and_the_daemon_keeps_going(
+    tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
+) -> None:
+    endpoint.set_default("/reset", Fault.reset())
+    endpoint.set_default("/busy", Fault.rate_limited(120))
+    endpoint.set_default("/huge", Fault.huge(8 * 1024 * 1024))
+    endpoint.set_default("/latin1", Fault.non_utf8())
+    endpoint.set_default("/soft-fail", Fault.success_false("quota exceeded"))
+    endpoint.set_default("/not-json", Fault.bad_json())
+    jobs = "".join(
+        f'[[jobs]]\nid = "{name}"\npath = "/{name}"\nevery = "2s"\n'
+        for name in ("reset", "busy", "huge", "latin1", "soft-fail", "not-json")
+    )
+    config = write_config(tmp_path, jobs, base_url=endpoint.url)
+    daemon = start(daemons, config, "daemon")
+    for job_id in ("reset", "busy", "huge", "latin1", "soft-fail", "not-json"):
+        daemon.wait_action("run.finish", job=job_id, timeout=20)
+    assert daemon.process.poll() is None  # still running
+    assert daemon.stop() == 0
+
+    last = {row["job_id"]: row for row in reversed(cli_json(config, "history", "-n", "200"))
+            if row["status"] != "skipped"}
+    expected = {
+        "reset": ("failed", "reset"),
+        "busy": ("failed", "Retry-After 120 s is past"),
+        "huge": ("ok", None),
+        "latin1": ("ok", None),
+        "soft-fail": ("failed", "quota exceeded"),
+        "not-json": ("ok", None),
+    }
+    for job_id, (status, words) in expected.items():
+        assert last[job_id]["status"] == status, last[job_id]
+        if words:
+            assert words in last[job_id]["error"], last[job_id]
+        assert_every_slot_once(slot_rows(tmp_path, job_id), timedelta(seconds=2))
+    assert len(endpoint.requests("/busy")) == sum(  # 429 past the deadline: no retry
+        1 for _, status, _ in slot_rows(tmp_path, "busy") if status == "failed")
 
 
 def test_sigterm_waits_shutdown_timeout_then_marks_the_run_abandoned(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -14,8 +15,10 @@ REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "systemd" / "cronhost.service"
 INSTALLED_BINARY = "/opt/cronhost/.venv/bin/cronhost"
 
+# CI must check the unit (it runs on a machine with systemd's tools); elsewhere, skip.
 needs_systemd_analyze = pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
+    shutil.which("systemd-analyze") is None and not os.environ.get("CI"),
+    reason="systemd-analyze is not installed",
 )
 
 
