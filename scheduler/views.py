@@ -63,8 +63,17 @@ class JobStatus:
 RAN = ("ok", "failed", "timeout", "abandoned")
 
 
-def job_statuses(store: Store, config: Config | None = None, now: datetime | None = None) -> list[JobStatus]:
-    """Every job the daemon runs (from the store), or, before it first ran, from config."""
+def job_statuses(
+    store: Store,
+    config: Config | None = None,
+    now: datetime | None = None,
+    counts_24h: dict[str, dict[str, int]] | None = None,
+) -> list[JobStatus]:
+    """Every job the daemon runs (from the store), or, before it first ran, from config.
+
+    ``counts_24h`` (Store.counts_since 24 h before ``now``) may be passed by a caller that
+    needs it too, so that the window is read once.
+    """
     now = now or datetime.now(UTC)
     has_store = not store.missing() and store.check_readable()
     stored = {row.job_id: row for row in store.jobs()} if has_store else {}
@@ -72,7 +81,9 @@ def job_statuses(store: Store, config: Config | None = None, now: datetime | Non
     # A stopped daemon fires nothing: a countdown would promise a run that will not happen.
     will_fire = daemon is not None and daemon.is_up(now)
     latest = store.latest_runs(stored or [job.id for job in (config.jobs if config else ())]) if has_store else {}
-    counts = store.counts_since(now - timedelta(hours=24)) if has_store else {}
+    if counts_24h is None:
+        counts_24h = store.counts_since(now - timedelta(hours=24)) if has_store else {}
+    counts = counts_24h
     statuses: list[JobStatus] = []
     if stored:
         for job_id, job in stored.items():

@@ -137,7 +137,8 @@ def _read(
 ) -> DashboardSnapshot:
     # The dashboard shows what the daemon really runs (job_state), not what the file
     # says now: that is the truth after a failed reload too.
-    statuses = job_statuses(store, None, now)
+    last_day = store.counts_since(now - timedelta(hours=24))  # read once: table and summary
+    statuses = job_statuses(store, None, now, counts_24h=last_day)
     ids = [status.job_id for status in statuses]
     trends = store.recent_durations(ids, TREND_LENGTH)
     tracked = tuple(
@@ -159,7 +160,7 @@ def _read(
     history = store.history(history_job, limit=history_limit) if history_job else []
     summary = Summary(
         last_hour=StatusCounts.total(store.counts_since(now - timedelta(hours=1))),
-        last_day=StatusCounts.total(store.counts_since(now - timedelta(hours=24))),
+        last_day=StatusCounts.total(last_day),
     )
     return replace(
         base,
