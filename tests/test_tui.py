@@ -424,7 +424,7 @@ def test_one_refresh_reads_everything_into_one_snapshot(tmp_path: Path) -> None:
     assert snapshot.summary.last_day.missed == 1
 
 
-def test_a_running_daemon_carries_out_a_trigger_from_the_dashboard(tmp_path: Path,
+def test_a_running_daemon_carries_out_trigger_pause_and_resume_from_the_dashboard(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch
                                                                    ) -> None:
     """The whole loop in one process: dashboard → commands table → daemon → run → dashboard."""
@@ -457,6 +457,22 @@ schedule = "0 0 1 1 *"
         (row,) = store.history("summarize")
         assert row.trigger == "manual" and row.status == RunStatus.OK
         assert command_rows(store) == [("trigger", "summarize", "done", "tui")]
+
+        def scheduled() -> bool:
+            job = daemon.engine.scheduler.get_job("summarize")
+            return job is not None and job.next_run_time is not None
+
+        await pilot.press("p")
+        await until(pilot, lambda: not scheduled(), "daemon paused the job")
+        await until(pilot, lambda: cell(app, "jobs", "summarize", "state") == "paused",
+                    "paused shown, no longer pending")
+        assert store.paused_jobs() == {"summarize"}
+        await pilot.press("r")
+        await until(pilot, scheduled, "daemon resumed the job")
+        await until(pilot, lambda: cell(app, "jobs", "summarize", "state") == "active",
+                    "active shown, no longer pending")
+        assert store.paused_jobs() == set()
+        assert [kind for kind, *_ in command_rows(store)] == ["trigger", "pause", "resume"]
 
     async def main() -> None:
         running = asyncio.create_task(daemon.run())
