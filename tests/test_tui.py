@@ -156,6 +156,25 @@ def test_enter_on_a_history_row_opens_the_run_details(tmp_path: Path) -> None:
     drive(make_store(tmp_path), scenario)
 
 
+def test_run_details_re_runs_a_failed_slot_under_its_own_key(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+
+    async def scenario(app: DashboardApp, pilot: Pilot[None]) -> None:
+        await select_job(app, pilot, "sync-mailboxes")
+        dashboard(app).history.focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RunDetailsScreen), "details screen")
+        details = app.screen
+        assert isinstance(details, RunDetailsScreen) and details.run.status == "failed"
+        await pilot.press("t")
+        await until(pilot, lambda: bool(command_rows(store)), "command written")
+        with store.engine.connect() as conn:
+            (row,) = conn.execute(select(commands.c.kind, commands.c.job_id, commands.c.slot))
+        assert tuple(row) == ("trigger", "sync-mailboxes", details.run.scheduled_at)
+
+    drive(store, scenario)
+
+
 def test_the_cursor_stays_on_its_run_when_new_runs_arrive(tmp_path: Path) -> None:
     store = make_store(tmp_path)
 

@@ -32,18 +32,23 @@ class CommandReceipt:
     severity: Severity = "information"
 
 
-def send_command(store: Store, kind: str, job_id: str, now: datetime) -> CommandReceipt:
+def send_command(
+    store: Store, kind: str, job_id: str, now: datetime, slot: datetime | None = None
+) -> CommandReceipt:
+    """``slot``: re-run that recorded slot under its Idempotency-Key (trigger only)."""
     if kind not in KINDS:
         raise ValueError(f"unknown command {kind!r}")
     try:
-        return _send(store, kind, job_id, now)
+        return _send(store, kind, job_id, now, slot)
     except (CronhostError, SQLAlchemyError) as exc:
         text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         return CommandReceipt(kind, job_id, None,
                               f"could not {kind} {job_id}: {text[0] if text else exc!r}", "error")
 
 
-def _send(store: Store, kind: str, job_id: str, now: datetime) -> CommandReceipt:
+def _send(
+    store: Store, kind: str, job_id: str, now: datetime, slot: datetime | None
+) -> CommandReceipt:
     info = store.latest_daemon()
     up = info is not None and info.is_up(now)
     if kind == "trigger":
@@ -56,9 +61,9 @@ def _send(store: Store, kind: str, job_id: str, now: datetime) -> CommandReceipt
                 "Start it (cronhost run, or systemctl start cronhost) and try again.",
                 "error",
             )
-        command_id = store.add_command(kind, job_id, requested_by=REQUESTED_BY)
-        return CommandReceipt(kind, job_id, command_id,
-                              f"trigger of {job_id} sent (command {command_id})")
+        command_id = store.add_command(kind, job_id, requested_by=REQUESTED_BY, slot=slot)
+        what = f"re-run of {job_id}'s slot {slot:%H:%M:%S}" if slot else f"trigger of {job_id}"
+        return CommandReceipt(kind, job_id, command_id, f"{what} sent (command {command_id})")
     paused = kind == "pause"
     # Persist first, as `cronhost pause` does: the state holds even if no daemon is up,
     # and a daemon that starts later reads it before it schedules anything.

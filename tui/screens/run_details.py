@@ -24,6 +24,7 @@ from textual.worker import get_current_worker
 from scheduler.render import duration_ms, relative, when
 from scheduler.store import RunRow, Store
 from tui import format as fmt
+from tui.commands import send_command
 
 POLL_SECONDS = 1.0
 
@@ -37,7 +38,11 @@ class RunUpdated(Message):
 class RunDetailsScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,backspace", "app.pop_screen", "Back"),
+        Binding("t", "rerun", "Re-run this slot"),
     ]
+
+    # A slot worth re-running by hand: it did not end well, and it is one slot.
+    RERUNNABLE = ("abandoned", "failed", "timeout", "missed")
 
     def __init__(self, run: RunRow, store: Store, clock: Callable[[], datetime]) -> None:
         super().__init__()
@@ -60,6 +65,7 @@ class RunDetailsScreen(Screen[None]):
         self.query_one("#run-title", Static).update(title(run))
         self.query_one("#run-facts", Static).update(facts(run, self.clock()))
         self.query_one("#run-text", Static).update(texts(run))
+        self.refresh_bindings()  # "re-run" depends on how the run ended
         if run.status == "running":
             # Still in flight: follow it until it finishes, then stop polling.
             self.set_timer(POLL_SECONDS, self.reload)
@@ -72,6 +78,28 @@ class RunDetailsScreen(Screen[None]):
 
     def on_run_updated(self, message: RunUpdated) -> None:
         self.show(message.run)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "rerun":
+            return True if self._rerunnable() else None  # None: shown dimmed
+        return True
+
+    def _rerunnable(self) -> bool:
+        return self.run.status in self.RERUNNABLE and self.run.slot_count == 1
+
+    def action_rerun(self) -> None:
+        if self._rerunnable():
+            self.rerun(self.run)
+
+    @work(thread=True, exit_on_error=False, group="commands")
+    def rerun(self, run: RunRow) -> None:
+        # The daemon sends the slot's own Idempotency-Key, so the endpoint can tell a
+        # repeat from new work (the same as `cronhost trigger JOB --slot SLOT`).
+        receipt = send_command(self.store, "trigger", run.job_id, self.clock(), run.scheduled_at)
+        self.app.call_from_thread(
+            self.notify, receipt.message, severity=receipt.severity,
+            timeout=10 if receipt.severity != "information" else 4,
+        )
 
 
 def title(run: RunRow) -> Text:
