@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.store import Store
+from tests.daemon_harness import DaemonProcess
 from tests.endpoint_server import endpoint  # noqa: F401  (fixture re-export)
 
 
@@ -18,6 +19,16 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("CRON", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_", "STATE_DIRECTORY")):
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[DaemonProcess]]:
+    """Daemon subprocesses a test starts; any still running at the end are killed."""
+    started: list[DaemonProcess] = []
+    yield started
+    for daemon in started:
+        if daemon.process.poll() is None:
+            daemon.kill()
 
 
 # -- stores ---------------------------------------------------------------------------------

@@ -31,6 +31,21 @@ retries = 1
     return path
 
 
+def hanging_job_config(directory: Path, endpoint: Any, extra: str = "") -> Path:
+    """A config with one job `hang` whose endpoint hangs for 30 s; it runs when triggered."""
+    from tests.endpoint_server import Fault
+
+    endpoint.set_default("/hang", Fault.hang(30))
+    return write_config(directory, """
+[[jobs]]
+id = "hang"
+path = "/hang"
+schedule = "0 0 1 1 *"
+timeout = "20s"
+deadline = "20s"
+""", base_url=endpoint.url, extra=extra)
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRON", "NOTIFY_SOCKET"))}
     env["CRON_SECRET"] = SECRET

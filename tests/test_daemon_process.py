@@ -5,14 +5,20 @@ from __future__ import annotations
 import signal
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from scheduler.retention import PRUNE_JOB_ID
 from scheduler.store import Store
-from tests.daemon_harness import SECRET, DaemonProcess, cli, cli_json, write_config
+from tests.daemon_harness import (
+    SECRET,
+    DaemonProcess,
+    cli,
+    cli_json,
+    hanging_job_config,
+    write_config,
+)
 from tests.endpoint_server import EndpointServer, Fault
 
 pytestmark = pytest.mark.slow
@@ -21,15 +27,6 @@ HISTORY_FIELDS = {"job_id", "scheduled_at", "started_at", "finished_at", "status
                   "http_status", "duration_ms", "lateness_ms", "error", "message"}
 STATUS_FIELDS = {"job_id", "kind", "schedule", "timezone", "next_run_at", "enabled", "paused",
                  "last_status", "last_run_at", "last_duration_ms"}
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for daemon in started:
-        if daemon.process.poll() is None:
-            daemon.kill()
 
 
 def test_daemon_fires_every_second_jobs_and_history_shows_them(
@@ -194,15 +191,7 @@ deadline = "5s"
 def test_kill_9_mid_run_leaves_the_run_abandoned_on_restart_not_rerun(
     tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
 ) -> None:
-    endpoint.set_default("/hang", Fault.hang(30))
-    config = write_config(tmp_path, """
-[[jobs]]
-id = "hang"
-path = "/hang"
-schedule = "0 0 1 1 *"
-timeout = "20s"
-deadline = "20s"
-""", base_url=endpoint.url)
+    config = hanging_job_config(tmp_path, endpoint)
     first = DaemonProcess(config, tmp_path / "first.log")
     daemons.append(first)
     first.wait_started()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,19 +16,10 @@ import pytest
 
 from scheduler.retention import PRUNE_JOB_ID
 from scheduler.store import Store
-from tests.daemon_harness import DaemonProcess, cli, cli_json, write_config
+from tests.daemon_harness import DaemonProcess, cli, cli_json, hanging_job_config, write_config
 from tests.endpoint_server import EndpointServer, Fault
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for daemon in started:
-        if daemon.process.poll() is None:
-            daemon.kill()
 
 
 def start(daemons: list[DaemonProcess], config: Path, name: str) -> DaemonProcess:
@@ -277,15 +267,7 @@ def test_every_kind_of_endpoint_fault_ends_as_a_recorded_run_and_the_daemon_keep
 def test_sigterm_waits_shutdown_timeout_then_marks_the_run_abandoned(
     tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
 ) -> None:
-    endpoint.set_default("/hang", Fault.hang(30))
-    config = write_config(tmp_path, """
-[[jobs]]
-id = "hang"
-path = "/hang"
-schedule = "0 0 1 1 *"
-timeout = "20s"
-deadline = "20s"
-""", base_url=endpoint.url, extra='[daemon]\nshutdown_timeout = "1s"\n')
+    config = hanging_job_config(tmp_path, endpoint, extra='[daemon]\nshutdown_timeout = "1s"\n')
     daemon = start(daemons, config, "daemon")
     assert cli(config, "trigger", "hang").returncode == 0
     daemon.wait_action("run.start")
