@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -228,6 +231,10 @@ def test_alert_tables_parse_with_defaults() -> None:
     ({"type": "email", "host": "smtp.example.com", "from": "a@example.com", "to": ["a@example.com"],
       "starttls": False, "username": "u", "password_secret": "P"}, "alerts[1].starttls",
      "clear text"),
+    ({"type": "email", "host": "smtp.example.com", "from": "a@example.com", "to": ["a@example.com"],
+      "ca_file": "ca.pem"}, "alerts[1].ca_file", "absolute path"),
+    ({"type": "email", "host": "127.0.0.1", "from": "a@example.com", "to": ["a@example.com"],
+      "ca_file": "/etc/ca.pem"}, "alerts[1].ca_file", "only used with starttls"),
 ])
 def test_bad_alert_tables_name_the_field(table: dict[str, Any], field: str, words: str) -> None:
     with pytest.raises(ConfigError) as error:
@@ -316,9 +323,11 @@ def test_a_hanging_receiver_never_blocks_the_caller(endpoint: EndpointServer) ->
 @dataclass
 class Inbox:
     envelopes: list[Envelope] = field(default_factory=list)
+    tls: list[dict[str, Any] | None] = field(default_factory=list)  # session.ssl per message
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.envelopes.append(envelope)
+        self.tls.append(session.ssl)  # None unless the session was upgraded by STARTTLS
         return "250 OK"
 
     def messages(self) -> list[Any]:
@@ -346,6 +355,33 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
     controller.start()
     try:
         yield inbox, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def starttls_smtp_server(tmp_path: Path) -> Iterator[tuple[Inbox, int, Path]]:
+    """An SMTP server on 127.0.0.1 that refuses MAIL and AUTH before STARTTLS, with a
+    self-signed certificate; yields the inbox, the port and the certificate (as a CA)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=context,
+                            require_starttls=True, authenticator=accept_cron_login)
+    controller.start()
+    try:
+        yield inbox, port, cert
     finally:
         controller.stop()
 
@@ -381,6 +417,42 @@ def test_a_refused_smtp_login_is_permanent(smtp_server: tuple[Inbox, int]) -> No
     asyncio.run(deliver(dispatcher, event("failed"), timeout=4))
     assert time.monotonic() - started < 3
     assert dispatcher.failed == 1 and inbox.envelopes == []
+
+
+def test_email_alert_goes_out_over_starttls_trusting_a_private_ca(
+    starttls_smtp_server: tuple[Inbox, int, Path],
+) -> None:
+    inbox, port, cert = starttls_smtp_server
+    settings = email_settings(port, starttls=True, ca_file=str(cert), username="cron",
+                              password_secret="SMTP_PASSWORD")
+    assert settings.email is not None and settings.email.ca_file == str(cert)
+    dispatcher = AlertDispatcher(one_route(settings, {"SMTP_PASSWORD": "mail-pw"}))
+    asyncio.run(deliver(dispatcher, event("failed", run_id=5, error="HTTP 502")))
+    assert dispatcher.delivered == 1 and dispatcher.failed == 0
+    (message,) = inbox.messages()
+    assert message["Subject"] == "cronhost: sync FAILED"
+    assert "HTTP 502" in message.get_payload()
+    # The server refuses MAIL (and AUTH) before STARTTLS; and the session that carried the
+    # message (and the password) was a verified TLS one.
+    (tls,) = inbox.tls
+    assert tls is not None and tls["ssl_object"].version() in ("TLSv1.2", "TLSv1.3")
+
+
+def test_starttls_refuses_an_untrusted_certificate(
+    starttls_smtp_server: tuple[Inbox, int, Path],
+) -> None:
+    inbox, port, _ = starttls_smtp_server
+    settings = email_settings(port, starttls=True)  # no ca_file: the self-signed cert is unknown
+    assert settings.email is not None
+    channel = EmailChannel("test", settings.email, None)
+    alert = rules(threshold=1).decide(event("failed"))
+    assert alert is not None
+    from scheduler.alerts.delivery import DeliveryError
+
+    with pytest.raises(DeliveryError, match="TLS certificate verify failed") as caught:
+        asyncio.run(channel.send(alert))
+    assert caught.value.permanent  # not retried: the certificate will not become trusted
+    assert inbox.envelopes == []
 
 
 def test_smtp_down_is_a_transient_delivery_error() -> None:

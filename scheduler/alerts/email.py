@@ -34,7 +34,11 @@ class EmailChannel:
 
     def _send(self, message: EmailMessage) -> None:
         s = self._settings
-        context = ssl.create_default_context()
+        try:
+            # The system CAs, or only those in ca_file when set; the certificate is always verified.
+            context = ssl.create_default_context(cafile=s.ca_file)
+        except OSError as exc:  # missing, unreadable or not PEM (ssl.SSLError is an OSError)
+            raise DeliveryError(f"cannot load ca_file {s.ca_file}: {exc}", permanent=True) from None
         try:
             smtp: smtplib.SMTP = (
                 smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
@@ -58,6 +62,10 @@ class EmailChannel:
                 f"SMTP error {exc.smtp_code}: {_text(exc.smtp_error)}",
                 permanent=exc.smtp_code >= 500,
             ) from None
+        except ssl.SSLCertVerificationError as exc:
+            # The server's certificate will not become trusted by retrying (as for HTTP jobs).
+            raise DeliveryError(f"TLS certificate verify failed: {exc.verify_message}",
+                                permanent=True) from None
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
 

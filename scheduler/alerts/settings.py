@@ -19,6 +19,9 @@
     to = ["ops@example.com"]
     username = "cronhost"
     password_secret = "SMTP_PASSWORD"
+    ca_file = "/etc/cronhost/smtp-ca.pem"  # optional: trust these CAs (PEM) instead of the
+                                           # system's, for a relay with a private CA; the
+                                           # server certificate is always verified
 
 Parsing is strict (unknown keys, wrong types, non-loopback http:// are errors
 naming the file and the field, e.g. ``alerts[2].url``); secret values are
@@ -27,6 +30,7 @@ looked up only when asked (the daemon, or a config check that resolves secrets).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
@@ -43,7 +47,7 @@ RULE_KEYS = {"jobs", "after_failures", "on_recovery", "on_missed", "on_abandoned
 CHANNEL_KEYS = {
     "webhook": {"url", "url_secret", "timeout"},
     "email": {"host", "port", "starttls", "ssl", "from", "to", "username", "password_secret",
-              "timeout"},
+              "timeout", "ca_file"},
 }
 CREDENTIAL_QUERY_KEYS = {"token", "secret", "key", "api_key", "apikey", "access_token", "password"}
 DEFAULT_MIN_INTERVAL = timedelta(minutes=15)
@@ -81,6 +85,7 @@ class EmailSettings:
     username: str | None = None
     password_secret: str | None = None
     timeout: float = 10.0
+    ca_file: str | None = None  # PEM CA certificates to trust, for a relay with a private CA
 
 
 @dataclass(frozen=True)
@@ -223,11 +228,20 @@ class _Table:
         if password_secret is not None and not (ssl or starttls) and not is_loopback(host):
             raise self.error(f"the SMTP password would cross the network to {host} in clear "
                              "text; set starttls = true (or ssl = true)", "starttls")
+        ca_file = self.raw.get("ca_file")
+        if ca_file is not None:
+            ca_file = self.string("ca_file")
+            if not os.path.isabs(ca_file):
+                raise self.error("must be the absolute path of a PEM file of CA certificates",
+                                 "ca_file")
+            if not (ssl or starttls):
+                raise self.error("is only used with starttls = true or ssl = true", "ca_file")
         return EmailSettings(
             host=host, port=self.integer("port", 465 if ssl else 587 if starttls else 25, 1, 65535),
             starttls=starttls, ssl=ssl, sender=sender, to=tuple(to),
             username=username, password_secret=password_secret,
             timeout=self.duration("timeout", timedelta(seconds=10)).total_seconds(),
+            ca_file=ca_file,
         )
 
     # -- scalars ------------------------------------------------------------------------
