@@ -21,6 +21,8 @@ from tests.endpoint_server import EndpointServer, Fault
 
 pytestmark = pytest.mark.slow
 
+TICK_EVERY_SECOND = '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n'
+
 
 def start(daemons: list[DaemonProcess], config: Path, name: str) -> DaemonProcess:
     daemon = DaemonProcess(config, config.parent / f"{name}.log")
@@ -135,7 +137,7 @@ def test_valid_reload_adds_reschedules_removes_and_keeps_unchanged_next_fire_tim
 def test_invalid_reload_changes_nothing_and_is_shown_in_status(
     tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
 ) -> None:
-    good = '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n'
+    good = TICK_EVERY_SECOND
     config = write_config(tmp_path, good, base_url=endpoint.url,
                           extra='[daemon]\nwatch_config = true\n')
     daemon = start(daemons, config, "daemon")
@@ -161,7 +163,7 @@ def test_invalid_reload_changes_nothing_and_is_shown_in_status(
 def test_pause_persists_across_restart_and_paused_slots_are_neither_run_nor_missed(
     tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
 ) -> None:
-    config = write_config(tmp_path, '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n',
+    config = write_config(tmp_path, TICK_EVERY_SECOND,
                           base_url=endpoint.url)
     daemon = start(daemons, config, "first")
     daemon.wait_action("run.finish", count=1)
@@ -287,7 +289,7 @@ def test_a_locked_sqlite_file_delays_slots_but_loses_and_duplicates_none(
 ) -> None:
     import sqlite3
 
-    config = write_config(tmp_path, '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n',
+    config = write_config(tmp_path, TICK_EVERY_SECOND,
                           base_url=endpoint.url)
     daemon = start(daemons, config, "daemon")
     daemon.wait_action("run.finish", count=2)
@@ -313,7 +315,7 @@ def test_postgres_connections_killed_under_the_daemon_lose_and_duplicate_no_slot
 
     from tests.conftest import PG_ADMIN_URL
 
-    config = write_config(tmp_path, '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n',
+    config = write_config(tmp_path, TICK_EVERY_SECOND,
                           base_url=endpoint.url, store_url=postgres_url)
     daemon = start(daemons, config, "daemon")
     daemon.wait_action("run.finish", count=2)
@@ -346,12 +348,12 @@ def test_sighup_while_the_store_is_locked_keeps_the_daemon_and_applies_the_edit_
 ) -> None:
     import sqlite3
 
-    config = write_config(tmp_path, '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n',
+    config = write_config(tmp_path, TICK_EVERY_SECOND,
                           base_url=endpoint.url)
     daemon = start(daemons, config, "daemon")
     daemon.wait_action("run.finish", count=1)
-    write_config(tmp_path, '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n'
-                 '[[jobs]]\nid = "tock"\npath = "/tock"\nevery = "1s"\n', base_url=endpoint.url)
+    write_config(tmp_path, TICK_EVERY_SECOND + '[[jobs]]\nid = "tock"\npath = "/tock"\nevery = "1s"\n',
+                 base_url=endpoint.url)
     other_writer = sqlite3.connect(tmp_path / "cronhost.db", timeout=10)
     other_writer.execute("BEGIN EXCLUSIVE")
     daemon.signal(signal.SIGHUP)
@@ -367,7 +369,7 @@ def test_sighup_while_the_store_is_locked_keeps_the_daemon_and_applies_the_edit_
 def test_a_second_daemon_on_the_same_store_is_refused(
     tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
 ) -> None:
-    config = write_config(tmp_path, '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n',
+    config = write_config(tmp_path, TICK_EVERY_SECOND,
                           base_url=endpoint.url)
     first = start(daemons, config, "first")
     second = DaemonProcess(config, tmp_path / "second.log")
@@ -384,7 +386,7 @@ def test_a_second_daemon_on_the_same_store_is_refused(
 def test_a_second_daemon_on_the_same_postgres_store_is_refused(
     tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess], postgres_url: str
 ) -> None:
-    config = write_config(tmp_path, '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n',
+    config = write_config(tmp_path, TICK_EVERY_SECOND,
                           base_url=endpoint.url, store_url=postgres_url)
     first = start(daemons, config, "first")
     second = DaemonProcess(config, tmp_path / "second.log")
@@ -402,7 +404,7 @@ def test_a_standby_daemon_takes_over_when_the_running_one_is_killed(
     request: pytest.FixtureRequest, backend: str,
 ) -> None:
     url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
-    config = write_config(tmp_path, '[[jobs]]\nid = "tick"\npath = "/tick"\nevery = "1s"\n',
+    config = write_config(tmp_path, TICK_EVERY_SECOND,
                           base_url=endpoint.url, store_url=url)
     leader = start(daemons, config, "leader")
     leader.wait_action("run.finish", count=2)
