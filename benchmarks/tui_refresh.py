@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scheduler.config import load_config  # noqa: E402
-from scheduler.cron import next_fire_times  # noqa: E402
-from scheduler.daemon import job_state_rows  # noqa: E402
+from scheduler.daemon.control import job_state_rows  # noqa: E402
+from scheduler.schedule import next_fire_times  # noqa: E402
 from scheduler.store import Store  # noqa: E402
 from scheduler.store.schema import APSCHEDULER_TABLE, runs  # noqa: E402
 from scheduler.views import job_statuses  # noqa: E402

@@ -15,7 +15,7 @@ from freezegun import freeze_time
 from jobs.http import HttpJobRunner
 from scheduler.config import load_config
 from scheduler.engine import Engine
-from scheduler.runner import SlotRunner
+from scheduler.run import JobExecutor, SlotRunner
 from scheduler.store import Store
 
 START = datetime(2026, 11, 29, 12, 0, 0, 500_000, tzinfo=UTC)
@@ -42,7 +42,8 @@ async def run_with_clock_jump(tmp_path: Path, jump: timedelta) -> tuple[Store, d
     store.migrate()
     with freeze_time(START, tick=True, real_asyncio=True) as clock:
         async with HttpJobRunner(user_agent="test") as http:
-            runner = SlotRunner(store=store, config=lambda: config, http=http, daemon_id="d")
+            runner = SlotRunner(store=store, config=lambda: config,
+                                executor=JobExecutor(http, lambda: config), daemon_id="d")
             engine = Engine(store, runner.on_due)
             store.sync_jobs([{"job_id": "tick", "kind": "python", "schedule": "every 1s",
                               "timezone": "UTC", "target": "noop", "description": "", "enabled": True}])

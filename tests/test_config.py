@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.config import Config, JobSpec, load_config
+from scheduler.config import PRUNE_JOB_ID, Config, JobSpec, load_config
 from scheduler.errors import ConfigError
-from scheduler.retention import PRUNE_JOB_ID
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -128,7 +127,7 @@ def test_history_pruning_is_a_built_in_job_an_operator_can_reschedule(tmp_path: 
     config = load_config(write(tmp_path, f"""
 [[jobs]]
 id = "{PRUNE_JOB_ID}"
-call = "scheduler.retention:prune_history"
+call = "scheduler.store.retention:prune_history"
 schedule = "0 1 * * 0"
 """))
     assert [job.schedule for job in config.jobs] == ["0 1 * * 0"]

@@ -15,9 +15,10 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from cronsim import CronSim, CronSimError
 
-from scheduler.cron import (
-    CrontabTrigger,
-    EveryTrigger,
+from scheduler.engine.triggers import CrontabTrigger, EveryTrigger
+from scheduler.schedule import (
+    CrontabSchedule,
+    EverySchedule,
     ScheduleError,
     describe,
     next_fire_times,
@@ -489,14 +490,14 @@ def test_every_needs_whole_seconds(interval: timedelta) -> None:
         ("0 22 * * 1-5", "at 22:00, Monday through Friday"),
         ("@daily", "at 00:00"),
         ("not cron", "not cron"),
-        (CrontabTrigger("30 1 * * *", NY), "at 01:30"),
-        (EveryTrigger(timedelta(seconds=30)), "every 30 seconds"),
-        (EveryTrigger(timedelta(minutes=1)), "every minute"),
-        (EveryTrigger(timedelta(hours=2)), "every 2 hours"),
-        (EveryTrigger(timedelta(days=1)), "every day"),
+        (CrontabSchedule("30 1 * * *", NY), "at 01:30"),
+        (EverySchedule(timedelta(seconds=30)), "every 30 seconds"),
+        (EverySchedule(timedelta(minutes=1)), "every minute"),
+        (EverySchedule(timedelta(hours=2)), "every 2 hours"),
+        (EverySchedule(timedelta(days=1)), "every day"),
     ],
 )
-def test_describe_in_plain_words(schedule: str | CrontabTrigger | EveryTrigger,
+def test_describe_in_plain_words(schedule: str | CrontabSchedule | EverySchedule,
                                  words: str) -> None:
     assert describe(schedule) == words
 

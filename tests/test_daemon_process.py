@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.retention import PRUNE_JOB_ID
+from scheduler.config import PRUNE_JOB_ID
 from scheduler.store import Store
 from tests.daemon_harness import (
     SECRET,

@@ -20,7 +20,7 @@ import pytest
 from scheduler.config import load_config
 from scheduler.errors import ConfigError
 from scheduler.logs import JsonFormatter, TextFormatter, configure_logging, get_logger
-from scheduler.observability import parse_logging
+from tests.config_tables import config_with
 from tests.daemon_harness import SECRET as ENV_SECRET
 from tests.daemon_harness import DaemonProcess, write_config
 from tests.endpoint_server import EndpointServer, Fault
@@ -155,11 +155,11 @@ every = "1s"
 
 
 def test_logging_table_sets_the_level_and_is_strict(tmp_path: Path) -> None:
-    assert parse_logging(None, "c") is None
-    assert parse_logging({"level": "debug"}, "c") == logging.DEBUG
+    assert config_with("logging", None).log_level is None
+    assert config_with("logging", {"level": "debug"}).log_level == logging.DEBUG
     for table, field in (({"level": "loud"}, "logging.level"), ({"format": "xml"}, "logging.format")):
         with pytest.raises(ConfigError) as error:
-            parse_logging(table, "c")
+            config_with("logging", table)
         assert error.value.field == field
     config = write_config(tmp_path, '[[jobs]]\nid = "a"\npath = "/a"\nevery = "1s"\n',
                           extra='[logging]\nlevel = "verbose"\n')

@@ -10,10 +10,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from scheduler.config.observers import MetricsSettings
 from scheduler.errors import ConfigError
-from scheduler.events import SlotEvent
-from scheduler.metrics import Metrics, MetricsSettings, parse_metrics
-from scheduler.store.store import JobRow
+from scheduler.observe.metrics import Metrics
+from scheduler.run.events import SlotEvent
+from scheduler.store import JobRow
+from tests.config_tables import config_with
 from tests.daemon_harness import DaemonProcess, write_config
 from tests.endpoint_server import EndpointServer, Fault
 
@@ -82,7 +84,7 @@ def test_each_daemon_has_its_own_registry() -> None:
     ({"enabled": False, "listen": "127.0.0.1:1"}, None),
 ])
 def test_metrics_table_is_parsed(table: dict[str, object] | None, expected: MetricsSettings | None) -> None:
-    assert parse_metrics(table, "config.toml") == expected
+    assert config_with("metrics", table).metrics == expected
 
 
 @pytest.mark.parametrize(("table", "field", "words"), [
@@ -94,7 +96,7 @@ def test_metrics_table_is_parsed(table: dict[str, object] | None, expected: Metr
 ])
 def test_bad_metrics_table_names_the_field(table: dict[str, object], field: str, words: str) -> None:
     with pytest.raises(ConfigError) as error:
-        parse_metrics(table, "config.toml")
+        config_with("metrics", table)
     assert error.value.field == field and words in str(error.value)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.notify import Notifier
+from scheduler.daemon.notify import Notifier
 from tests.daemon_harness import REPO, DaemonProcess, cli_env, write_config
 
 Message = dict[str, str]

@@ -14,14 +14,15 @@ import pytest
 
 from jobs.outcome import RunStatus
 from jobs.python import CallContext, resolve_callable
-from scheduler import retention
-from scheduler.config import load_config
+from scheduler.config import PRUNE_JOB_ID, load_config
+from scheduler.config.builtin import PRUNE_JOB, builtin_jobs
 from scheduler.store import Store
+from scheduler.store.retention import PruneHistory, prune_history
 from tests.daemon_harness import DaemonProcess, write_config
 
 NOW = datetime(2026, 6, 1, 4, 17, tzinfo=UTC)
 # JSON strings and booleans are valid TOML.
-PRUNE_JOB_TOML = "\n".join(f"{key} = {json.dumps(value)}" for key, value in retention.PRUNE_JOB.items())
+PRUNE_JOB_TOML = "\n".join(f"{key} = {json.dumps(value)}" for key, value in PRUNE_JOB.items())
 
 
 @pytest.fixture
@@ -31,13 +32,12 @@ def store(tmp_path: Path) -> Iterator[Store]:
     try:
         yield store
     finally:
-        retention.unbind()
         store.dispose()
 
 
 def context(slot: datetime = NOW) -> CallContext:
-    return CallContext(job_id=retention.PRUNE_JOB_ID, scheduled_at=slot,
-                       idempotency_key=f"{retention.PRUNE_JOB_ID}@{slot.isoformat()}",
+    return CallContext(job_id=PRUNE_JOB_ID, scheduled_at=slot,
+                       idempotency_key=f"{PRUNE_JOB_ID}@{slot.isoformat()}",
                        logger=logging.getLogger("test"))
 
 
@@ -57,9 +57,9 @@ def test_prune_deletes_runs_older_than_keep_and_keeps_newer_ones(store: Store) -
     running = store.claim(job_id="sync", trigger="schedule", scheduled_at=NOW - timedelta(days=200),
                           idempotency_key="k", daemon_id="d", started_at=NOW,
                           status=RunStatus.RUNNING)
-    retention.bind(store, lambda: timedelta(days=90))
+    prune = PruneHistory(store, lambda: timedelta(days=90))
 
-    result = asyncio.run(retention.prune_history(context()))
+    result = asyncio.run(prune(context()))
 
     assert result["success"] is True and result["data"]["deleted"] == 3
     assert "deleted 3 runs scheduled before 2026-03-03T04:17:00+00:00 (keep 90d)" in result["message"]
@@ -70,10 +70,10 @@ def test_prune_deletes_runs_older_than_keep_and_keeps_newer_ones(store: Store) -
 def test_prune_reads_keep_at_each_run(store: Store) -> None:
     seed(store, "sync", [NOW - timedelta(days=10), NOW - timedelta(days=40)])
     keep = {"value": timedelta(days=90)}
-    retention.bind(store, lambda: keep["value"])
-    assert asyncio.run(retention.prune_history(context()))["data"]["deleted"] == 0
+    prune = PruneHistory(store, lambda: keep["value"])
+    assert asyncio.run(prune(context()))["data"]["deleted"] == 0
     keep["value"] = timedelta(days=30)  # a reload changed [store] keep
-    assert asyncio.run(retention.prune_history(context()))["data"]["deleted"] == 1
+    assert asyncio.run(prune(context()))["data"]["deleted"] == 1
 
 
 def test_prune_deletes_in_batches(store: Store) -> None:
@@ -83,21 +83,21 @@ def test_prune_deletes_in_batches(store: Store) -> None:
 
 
 def test_prune_outside_a_daemon_fails_clearly() -> None:
-    result = asyncio.run(retention.prune_history(context()))
+    result = asyncio.run(prune_history(context()))
     assert result["success"] is False and "inside the cronhost daemon" in result["error"]
 
 
 def test_the_builtin_job_is_added_unless_the_operator_declares_it() -> None:
-    (job,) = retention.builtin_jobs([{"id": "sync"}])
+    (job,) = builtin_jobs([{"id": "sync"}])
     assert job["id"] == "cronhost-prune-history" and job["schedule"] == "17 4 * * *"
-    assert retention.builtin_jobs([{"id": "cronhost-prune-history", "enabled": False}]) == []
-    assert resolve_callable(job["call"]) is retention.prune_history
+    assert builtin_jobs([{"id": "cronhost-prune-history", "enabled": False}]) == []
+    assert resolve_callable(job["call"]) is prune_history
 
 
 def test_the_builtin_job_table_is_a_valid_job(tmp_path: Path) -> None:
     # Operator [defaults] (a short deadline, retries) must not change the built-in job.
     config = write_config(tmp_path, f"[[jobs]]\n{PRUNE_JOB_TOML}\n")
-    job = load_config(config, resolve_secrets=False).job(retention.PRUNE_JOB_ID)
+    job = load_config(config, resolve_secrets=False).job(PRUNE_JOB_ID)
     assert job is not None and job.kind == "python" and job.schedule == "17 4 * * *"
     assert job.deadline == 3600 and job.retries == 0 and job.timezone == "UTC"
 
@@ -115,7 +115,7 @@ def test_the_daemon_runs_the_prune_job_against_its_own_store(tmp_path: Path) -> 
     config = write_config(tmp_path, f"[[jobs]]\n{table}\n", extra='[store]\nkeep = "2d"\n')
     daemon = DaemonProcess(config, tmp_path / "daemon.log")
     try:
-        finish = daemon.wait_action("run.finish", job=retention.PRUNE_JOB_ID, status="ok")[0]
+        finish = daemon.wait_action("run.finish", job=PRUNE_JOB_ID, status="ok")[0]
         assert daemon.stop() == 0
     finally:
         if daemon.process.poll() is None:

@@ -14,7 +14,7 @@ from sqlalchemy import text, update
 
 from jobs.outcome import Outcome, RunStatus
 from scheduler.config import load_config
-from scheduler.daemon import job_state_rows
+from scheduler.daemon.control import job_state_rows
 from scheduler.store import Store
 from scheduler.store.schema import APSCHEDULER_TABLE, daemons
 

@@ -14,8 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler.errors import CronhostError
-from scheduler.store import DaemonInfo, RunRow, Store
-from scheduler.store.store import Command
+from scheduler.store import Command, DaemonInfo, RunRow, Store
 from scheduler.views import RAN, JobStatus, job_statuses
 
 HISTORY_LIMIT = 50

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from rich.text import Text
 
-from scheduler.render import duration_ms, span
+from scheduler.views.text import duration_ms, span
 
 STATUS_STYLES = {
     "ok": "bold green",

@@ -1,10 +1,20 @@
-"""The run store: SQLAlchemy 2, SQLite by default, PostgreSQL by URL.
+"""The run store: SQLAlchemy 2 Core, SQLite by default, PostgreSQL by URL.
+
+    store.py       Store: the connection and the schema's life cycle
+    runs.py        claiming slots, recording outcomes, history
+    job_state.py   what the daemon runs, paused flags, failure streaks
+    control.py     commands (CLI/dashboard → daemon) and daemon heartbeats
+    retention.py   the built-in history pruning job
+    rows.py        the frozen rows handed out
+    database.py    engines and URLs
+    schema.py      the tables; migrations.py: versions and upgrades
 
 The daemon and the dashboard are separate processes that meet only here.
 """
 
 from __future__ import annotations
 
-from scheduler.store.store import DaemonInfo, JobRow, RunRow, Store
+from scheduler.store.rows import Command, DaemonInfo, JobRow, RunRow
+from scheduler.store.store import Store
 
-__all__ = ["DaemonInfo", "JobRow", "RunRow", "Store"]
+__all__ = ["Command", "DaemonInfo", "JobRow", "RunRow", "Store"]

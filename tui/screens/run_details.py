@@ -21,8 +21,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
-from scheduler.render import duration_ms, relative, when
 from scheduler.store import RunRow, Store
+from scheduler.views.text import duration_ms, relative, when
 from tui import format as fmt
 from tui.commands import send_command
 

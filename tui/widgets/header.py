@@ -8,8 +8,8 @@ from rich.console import Group
 from rich.text import Text
 from textual.widgets import Static
 
-from scheduler.render import relative, span, when
 from scheduler.store import DaemonInfo
+from scheduler.views.text import relative, span, when
 from tui.data import DashboardSnapshot
 
 

@@ -1,0 +1,121 @@
+"""The commands that act: run the daemon, trigger, pause, resume, reload."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from datetime import datetime
+
+from scheduler.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    config_path,
+    daemon_up,
+    known_job,
+    open_store,
+    parse_time,
+    say,
+    wait_for_command,
+)
+from scheduler.config import load_config
+from scheduler.errors import ConfigError, NotRunningError, UsageError
+from scheduler.store import Store
+from scheduler.views.text import duration_ms
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    # Imported here: the reading commands need neither APScheduler nor httpx.
+    from scheduler.daemon import build_daemon
+    from scheduler.logs import configure_logging
+
+    config = load_config(config_path(args))
+    fmt = args.log_format or ("text" if sys.stdout.isatty() else "json")
+    configure_logging(fmt)
+    return asyncio.run(build_daemon(config, standby=args.standby).run())
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    known_job(store, args, args.job)
+    info = daemon_up(store)
+    if info is None:
+        raise NotRunningError(
+            f"the daemon is not running on {store.url_for_humans}, so nothing would run "
+            f"{args.job!r}; start it with `cronhost run` (or `systemctl start cronhost`)"
+        )
+    running = {job.job_id for job in store.jobs()}
+    if args.job not in running:
+        raise UsageError(
+            f"the running daemon has no job {args.job!r} (it is in the file but not loaded: "
+            "`cronhost reload` or `systemctl reload cronhost` first)"
+        )
+    slot = recorded_slot(store, args.job, args.slot) if args.slot else None
+    command_id = store.add_command("trigger", args.job, slot=slot)
+    if not args.wait:
+        say(args, {"command_id": command_id, "state": "pending"},
+             f"trigger of {args.job} requested (command {command_id}); the daemon picks it up within a second")
+        return EXIT_OK
+    deadline = time.monotonic() + args.timeout
+    run = None
+    while time.monotonic() < deadline:
+        command = store.command(command_id)
+        if command is not None and command.state == "failed":
+            raise UsageError(f"the daemon refused the trigger: {command.result}")
+        if command is not None and command.run_id is not None:
+            run = store.run(command.run_id)
+            if run is not None and run.status != "running":
+                break
+        time.sleep(0.2)
+    if run is None or run.status == "running":
+        print(f"cronhost: no result within {args.timeout:g} s; see `cronhost history {args.job}`",
+              file=sys.stderr)
+        return EXIT_FAILED
+    say(args, run.to_json(),
+         f"{run.job_id}: {run.status} in {duration_ms(run.duration_ms)}"
+         f"{f' (HTTP {run.http_status})' if run.http_status else ''}"
+         f"{f': {run.error}' if run.error else f': {run.message}' if run.message else ''}")
+    return EXIT_OK if run.status == "ok" else EXIT_FAILED
+
+
+def recorded_slot(store: Store, job_id: str, text: str) -> datetime:
+    slot = parse_time(text, "--slot")
+    if not store.runs_for_slots(job_id, slot, slot):
+        raise UsageError(
+            f"no recorded slot {slot.isoformat()} for job {job_id!r}; "
+            f"`cronhost history {job_id}` lists its slots"
+        )
+    return slot
+
+
+def cmd_pause_resume(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    known_job(store, args, args.job)
+    paused = args.verb == "pause"
+    if not store.set_paused(args.job, paused):
+        raise UsageError(f"job {args.job!r} is not in the store yet; start the daemon once first")
+    store.add_command(args.verb, args.job)
+    live = daemon_up(store) is not None
+    note = "" if live else " (the daemon is not running; it applies this when it starts)"
+    say(args, {"job_id": args.job, "paused": paused, "daemon_up": live},
+         f"{args.job} {args.verb}d{note}")
+    return EXIT_OK
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    if daemon_up(store) is None:
+        raise NotRunningError("the daemon is not running; nothing to reload")
+    command_id = store.add_command("reload", None)
+    command = wait_for_command(store, command_id, timeout=15.0)
+    if command is None:
+        print(f"cronhost: the daemon has not taken the reload yet (command {command_id}); "
+              "see `cronhost status`", file=sys.stderr)
+        return EXIT_FAILED
+    if command.state == "failed":
+        info = store.latest_daemon()
+        error = info.config_error if info is not None and info.config_error else command.result
+        raise ConfigError(f"reload failed, the daemon keeps its previous config: {error}")
+    print(f"reloaded: {command.result}")
+    return EXIT_OK

@@ -1,0 +1,161 @@
+"""Read config.toml: strict TOML → one frozen :class:`~scheduler.config.model.Config`.
+
+Parsing is strict: an unknown key, a wrong type or a bad value becomes one
+:class:`~scheduler.errors.ConfigError` naming the file, the job and the field.
+Nothing invalid ever reaches the engine. With ``resolve_secrets`` (the daemon,
+``cronhost check``) every secret the config names must be found too.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from scheduler.config.alerts import parse_alerts, resolve_secrets
+from scheduler.config.builtin import builtin_jobs
+from scheduler.config.jobs import BUILTIN_DEFAULTS, DEFAULT_KEYS, parse_job
+from scheduler.config.model import Config, DaemonSettings, JobSpec, StoreSettings
+from scheduler.config.observers import (
+    HeartbeatSettings,
+    parse_heartbeat,
+    parse_log_level,
+    parse_metrics,
+)
+from scheduler.config.reader import TableReader
+from scheduler.config.secrets import SecretValues, require_secret
+from scheduler.errors import ConfigError, StoreError
+from scheduler.store.database import BAD_URL, parse_store_url
+
+__all__ = ["default_config_path", "load_config", "resolve_store_url"]
+
+DEFAULT_CONFIG_NAME = "config.toml"
+TOP_KEYS = {"defaults", "jobs", "store", "daemon", "metrics", "alerts", "heartbeat", "logging"}
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get("CRONHOST_CONFIG") or DEFAULT_CONFIG_NAME)
+
+
+def default_store_url(config_path: Path) -> str:
+    """SQLite in systemd's StateDirectory when there is one, else next to the config."""
+    state_dir = os.environ.get("STATE_DIRECTORY")
+    base = Path(state_dir.split(":")[0]) if state_dir else config_path.resolve().parent
+    return f"sqlite:///{base / 'cronhost.db'}"
+
+
+def resolve_store_url(url: str | None, config_path: Path) -> str:
+    """The store URL a config means: the default, or a relative SQLite path made absolute.
+
+    A relative SQLite path means "next to the config file", never the working directory
+    of whoever runs the command (systemd, cron, an operator's shell).
+    """
+    if not url:
+        return default_store_url(config_path)
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        relative = url.removeprefix("sqlite:///")
+        if relative and relative != ":memory:":
+            return f"sqlite:///{config_path.resolve().parent / relative}"
+    return url
+
+
+def load_config(path: Path, *, resolve_secrets: bool = True) -> Config:
+    """Read and validate ``path``. Raises ConfigError (never anything else)."""
+    file = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            "no such file; pass --config PATH or set CRONHOST_CONFIG", file=file
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the file: {exc}", file=file) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file=file) from None
+    return parse_config(raw, path, resolve_secrets=resolve_secrets)
+
+
+def parse_config(raw: dict[str, Any], path: Path, *, resolve_secrets: bool = True) -> Config:
+    """A decoded config.toml → Config; ``path`` is where it came from (for messages)."""
+    file = str(path)
+    top = TableReader(raw, file=file)
+    top.only(TOP_KEYS)
+    given_defaults = top.table("defaults")
+    given_defaults.only(DEFAULT_KEYS)
+    defaults = {**BUILTIN_DEFAULTS, **given_defaults.raw}
+
+    jobs_raw = top.tables("jobs", "one table per job")
+    jobs_raw = [*jobs_raw, *builtin_jobs(jobs_raw)]  # history pruning: see config.builtin
+    jobs: list[JobSpec] = []
+    seen: set[str] = set()
+    for index, job_raw in enumerate(jobs_raw):
+        job = parse_job(job_raw, defaults, index, file)
+        if job.id in seen:
+            raise ConfigError("duplicate job id; every [[jobs]] id must be unique",
+                              file=file, job=job.id, field="id")
+        seen.add(job.id)
+        jobs.append(job)
+
+    config = Config(
+        path=path,
+        jobs=tuple(jobs),
+        store=_store(top.table("store"), path),
+        daemon=_daemon(top.table("daemon")),
+        metrics=parse_metrics(top.optional_table("metrics")),
+        alerts=parse_alerts(raw.get("alerts"), seen, file),
+        heartbeat=parse_heartbeat(top.optional_table("heartbeat")),
+        log_level=parse_log_level(top.optional_table("logging")),
+    )
+    if not resolve_secrets:
+        return config
+    own_secret = {job_raw.get("id") for job_raw in jobs_raw if "secret" in job_raw}
+    return _with_secrets(config, own_secret)
+
+
+def _store(table: TableReader, path: Path) -> StoreSettings:
+    table.only({"url", "keep"})
+    url = table.value("url")
+    if url is not None and not isinstance(url, str):
+        raise table.error("must be a SQLAlchemy URL string", "url")
+    url = resolve_store_url(url, path)
+    try:
+        parse_store_url(url)
+    except StoreError:
+        raise table.error(BAD_URL, "url") from None
+    return StoreSettings(url=url, keep=table.duration("keep", "90d"))
+
+
+def _daemon(table: TableReader) -> DaemonSettings:
+    table.only({"shutdown_timeout", "max_in_flight", "watch_config", "heartbeat_interval"})
+    heartbeat = table.duration("heartbeat_interval", "5s").total_seconds()
+    # Readers call a daemon down when its heartbeat is older than 30 s: beat well inside.
+    if not 1 <= heartbeat <= 10:
+        raise table.error("must be from 1s to 10s", "heartbeat_interval")
+    return DaemonSettings(
+        shutdown_timeout=table.duration("shutdown_timeout", "30s").total_seconds(),
+        max_in_flight=table.integer("max_in_flight", 32, 1),
+        watch_config=table.boolean("watch_config", False),
+        heartbeat_interval=heartbeat,
+    )
+
+
+def _with_secrets(config: Config, own_secret: set[Any]) -> Config:
+    """``config`` with the value of every secret it names; SecretError for a missing one."""
+    file = str(config.path)
+    values: dict[str, str] = {}
+    for job in config.jobs:
+        # A disabled job needs no secret: it cannot run until a reload enables it.
+        if job.secret is None or job.secret in values or not job.enabled:
+            continue
+        field = "secret" if job.id in own_secret else "defaults.secret"
+        values[job.secret] = require_secret(job.secret, file=file, job=job.id, field=field)
+    values.update(resolve_secrets(config.alerts, file))
+    heartbeat: HeartbeatSettings | None = config.heartbeat
+    if heartbeat is not None and heartbeat.url_secret is not None:
+        values[heartbeat.url_secret] = heartbeat.resolve_url(file)
+    return Config(
+        path=config.path, jobs=config.jobs, store=config.store, daemon=config.daemon,
+        metrics=config.metrics, alerts=config.alerts, heartbeat=config.heartbeat,
+        log_level=config.log_level, secrets=SecretValues(values),
+    )

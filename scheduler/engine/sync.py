@@ -1,0 +1,109 @@
+"""Keeps APScheduler's persistent jobs in step with the configured job specs.
+
+APScheduler's SQLAlchemy job store remembers each job's next fire time across
+restarts: that is what makes catch-up after downtime possible. A reload is a
+diff: unchanged jobs keep their next fire time, changed schedules are
+rescheduled, removed (or disabled) jobs are removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+from scheduler.config import JobSpec
+from scheduler.engine.legacy import FIRE_SLOT, upgrade_stored_jobs
+from scheduler.engine.scheduler import CronhostScheduler, SlotExecutor, SlotsDue
+from scheduler.engine.triggers import trigger_for
+from scheduler.store import Store
+from scheduler.store.schema import APSCHEDULER_TABLE
+
+
+@dataclass
+class Changes:
+    added: list[str] = field(default_factory=list)
+    rescheduled: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [
+            f"{len(names)} {label}"
+            for label, names in (
+                ("added", self.added),
+                ("rescheduled", self.rescheduled),
+                ("removed", self.removed),
+                ("unchanged", self.unchanged),
+            )
+            if names
+        ]
+        return ", ".join(parts) or "no jobs"
+
+
+class Engine:
+    def __init__(self, store: Store, on_due: SlotsDue) -> None:
+        self._store = store
+        self.scheduler = CronhostScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename=APSCHEDULER_TABLE)},
+            executors={"default": SlotExecutor(on_due)},
+            job_defaults={
+                # The runner sees every due slot and decides (grace, coalescing, overlap).
+                "coalesce": False,
+                "misfire_grace_time": None,
+                "max_instances": 1,
+            },
+            timezone=UTC,
+            # While the store is down, look again every 2 s rather than APScheduler's 10 s.
+            jobstore_retry_interval=2,
+        )
+
+    def start(self, specs: Iterable[JobSpec], paused: set[str]) -> Changes:
+        # Before APScheduler loads a stored job: it drops those whose pickle does not load.
+        upgrade_stored_jobs(self._store.engine)
+        # Paused first, so that syncing the jobs cannot fire anything before all are known.
+        self.scheduler.start(paused=True)
+        changes = self.apply(specs, paused)
+        self.scheduler.resume()
+        return changes
+
+    def apply(self, specs: Iterable[JobSpec], paused: set[str]) -> Changes:
+        changes = Changes()
+        wanted = {spec.id: spec for spec in specs if spec.enabled}
+        existing = {job.id: job for job in self.scheduler.get_jobs()}
+        for job_id in existing.keys() - wanted.keys():
+            self.scheduler.remove_job(job_id)
+            changes.removed.append(job_id)
+        for job_id, spec in wanted.items():
+            trigger = trigger_for(spec)
+            job = existing.get(job_id)
+            if job is None:
+                self.scheduler.add_job(
+                    FIRE_SLOT, trigger=trigger, args=[job_id], id=job_id, name=job_id,
+                    replace_existing=True,
+                )
+                changes.added.append(job_id)
+            elif job.trigger != trigger:
+                self.scheduler.reschedule_job(job_id, trigger=trigger)
+                changes.rescheduled.append(job_id)
+            else:
+                changes.unchanged.append(job_id)
+            self.set_paused(job_id, job_id in paused)
+        return changes
+
+    def set_paused(self, job_id: str, paused: bool) -> bool:
+        """Pause keeps no next fire time, so paused slots are neither run nor counted missed."""
+        job = self.scheduler.get_job(job_id)
+        if job is None:
+            return False
+        if paused and job.next_run_time is not None:
+            self.scheduler.pause_job(job_id)
+        elif not paused and job.next_run_time is None:
+            self.scheduler.resume_job(job_id)
+        return True
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)

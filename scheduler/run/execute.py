@@ -1,0 +1,83 @@
+"""Running one claimed slot: a JobSpec becomes a job kind's plain request, and an Outcome.
+
+This is the only place in ``scheduler`` that calls ``jobs/``: the kinds know
+nothing of config files, stores or APScheduler, so everything they need (the
+secret's value, timeouts, the idempotency key) is handed over here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from jobs.http import AttemptReport, HttpJobRunner, HttpRequest
+from jobs.outcome import Outcome
+from jobs.python import CallContext, resolve_callable, run_callable
+from scheduler.config import Config, JobSpec
+from scheduler.logs import get_logger
+
+__all__ = ["BuiltinCall", "JobExecutor"]
+
+log = get_logger("run")
+
+BuiltinCall = Callable[[CallContext], Awaitable[Any]]
+
+
+class JobExecutor:
+    """Runs a slot of any kind. ``builtins`` stand in for callables that need the daemon's
+    own parts (history pruning needs its store), by the ``call`` path they replace."""
+
+    def __init__(
+        self, http: HttpJobRunner, config: Callable[[], Config],
+        builtins: Mapping[str, BuiltinCall] | None = None,
+    ) -> None:
+        self._http = http
+        self._config = config
+        self._builtins = dict(builtins or {})
+
+    async def run(self, spec: JobSpec, scheduled_at: datetime, key: str) -> Outcome:
+        if spec.kind == "python":
+            assert spec.call is not None
+            context = CallContext(
+                job_id=spec.id, scheduled_at=scheduled_at, idempotency_key=key,
+                logger=get_logger(f"job.{spec.id}"),
+            )
+            function = self._builtins.get(spec.call) or resolve_callable(spec.call)
+            return await run_callable(function, context, spec.deadline)
+        assert spec.url is not None
+        secrets = self._config().secrets
+        request = HttpRequest(
+            job_id=spec.id,
+            url=spec.url,
+            idempotency_key=key,
+            method=spec.method,
+            headers=dict(spec.headers),
+            body=spec.body,
+            json_body=_json(spec.json_body_text),
+            secret=secrets.get(spec.secret) if spec.secret else None,
+            timeout=spec.timeout,
+            deadline=spec.deadline,
+            retries=spec.retries,
+        )
+        return await self._http.run(
+            request, on_attempt=functools.partial(_log_attempt, spec.id, scheduled_at, key)
+        )
+
+
+def _log_attempt(job_id: str, scheduled_at: datetime, key: str, report: AttemptReport) -> None:
+    log.log(
+        20 if report.error is None else 30,
+        "attempt",
+        extra={"action": "run.attempt", "job": job_id, "slot": scheduled_at.isoformat(),
+               "idempotency_key": key, "attempt": report.attempt,
+               "request_id": report.request_id, "http_status": report.http_status,
+               "duration_ms": int(report.duration * 1000), "error": report.error,
+               "will_retry": report.will_retry, "retry_in_ms": int(report.wait * 1000)},
+    )
+
+
+def _json(text: str | None) -> object:
+    return json.loads(text) if text else None

@@ -1,0 +1,92 @@
+"""The `job_state` table: what the daemon runs, paused flags and failure streaks.
+
+Next fire times are read from APScheduler's job store table (plain SQL, so that
+readers such as the dashboard never load APScheduler).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, column, inspect, select, table, update
+
+from scheduler.store.rows import JobRow, utcnow
+from scheduler.store.schema import APSCHEDULER_TABLE, job_state
+
+__all__ = ["JobStateTable"]
+
+
+class JobStateTable:
+    """Store methods on `job_state` (mixed into Store)."""
+
+    engine: Engine
+
+
+    def sync_jobs(self, jobs: Iterable[dict[str, Any]]) -> None:
+        """Record what the daemon now runs; jobs no longer configured are marked removed."""
+        now = utcnow()
+        listed = list(jobs)
+        with self.engine.begin() as conn:
+            known = set(conn.execute(select(job_state.c.job_id)).scalars())
+            for job in listed:
+                values = {**job, "removed": False, "updated_at": now}
+                if job["job_id"] in known:
+                    conn.execute(
+                        update(job_state).where(job_state.c.job_id == job["job_id"]).values(**values)
+                    )
+                else:
+                    conn.execute(job_state.insert().values(**values))
+            gone = known - {job["job_id"] for job in listed}
+            if gone:
+                conn.execute(
+                    update(job_state)
+                    .where(job_state.c.job_id.in_(gone))
+                    .values(removed=True, updated_at=now)
+                )
+
+    def set_paused(self, job_id: str, paused: bool) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(job_state)
+                .where(job_state.c.job_id == job_id)
+                .values(paused=paused, updated_at=utcnow())
+            )
+            return bool(result.rowcount)
+
+    def paused_jobs(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(
+                select(job_state.c.job_id).where(job_state.c.paused.is_(True))
+            ).scalars())
+
+    def jobs(self, include_removed: bool = False) -> list[JobRow]:
+        next_runs = self.next_run_times()
+        query = select(job_state).order_by(job_state.c.job_id)
+        if not include_removed:
+            query = query.where(job_state.c.removed.is_(False))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            JobRow(
+                job_id=row["job_id"], kind=row["kind"], schedule=row["schedule"],
+                timezone=row["timezone"], target=row["target"],
+                description=row["description"], enabled=row["enabled"], paused=row["paused"],
+                removed=row["removed"], consecutive_failures=row["consecutive_failures"],
+                last_success_at=row["last_success_at"], next_run_at=next_runs.get(row["job_id"]),
+            )
+            for row in rows
+        ]
+
+    def next_run_times(self) -> dict[str, datetime]:
+        """Next fire times from APScheduler's job store table (epoch seconds there)."""
+        if APSCHEDULER_TABLE not in inspect(self.engine).get_table_names():
+            return {}
+        aps = table(APSCHEDULER_TABLE, column("id"), column("next_run_time"))
+        with self.engine.connect() as conn:
+            return {
+                job_id: datetime.fromtimestamp(float(ts), UTC)
+                for job_id, ts in conn.execute(select(aps.c.id, aps.c.next_run_time))
+                if ts is not None
+            }

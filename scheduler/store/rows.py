@@ -1,0 +1,124 @@
+"""The rows the store hands out: runs, jobs, daemons and commands, as frozen dataclasses."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+__all__ = [
+    "HEARTBEAT_STALE_AFTER", "Command", "DaemonInfo", "JobRow", "RunRow", "command_from_row",
+    "iso", "run_from_row", "utcnow",
+]
+
+HEARTBEAT_STALE_AFTER = timedelta(seconds=30)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    job_id: str
+    trigger: str
+    scheduled_at: datetime
+    status: str
+    attempts: int
+    http_status: int | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    lateness_ms: int | None
+    error: str | None
+    message: str | None
+    data: str | None
+    response_excerpt: str | None
+    idempotency_key: str
+    slot_count: int
+    slot_until: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable `--json` form: scripts parse these names (README lists them)."""
+        row = asdict(self)
+        return {
+            key: iso(value) if isinstance(value, datetime) else value
+            for key, value in row.items()
+        }
+
+
+@dataclass(frozen=True)
+class JobRow:
+    job_id: str
+    kind: str
+    schedule: str
+    timezone: str
+    target: str
+    description: str
+    enabled: bool
+    paused: bool
+    removed: bool
+    consecutive_failures: int
+    last_success_at: datetime | None
+    next_run_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DaemonInfo:
+    id: str
+    hostname: str
+    pid: int
+    version: str
+    started_at: datetime
+    last_beat_at: datetime
+    stopped_at: datetime | None
+    config_path: str
+    config_loaded_at: datetime | None
+    config_error: str | None
+    config_error_at: datetime | None
+    status_line: str | None
+
+    def is_up(self, now: datetime | None = None) -> bool:
+        now = now or utcnow()
+        if self.stopped_at is not None or now - self.last_beat_at >= HEARTBEAT_STALE_AFTER:
+            return False
+        # On the daemon's own host a killed daemon shows as down at once, not 30 s later.
+        return self.hostname != socket.gethostname() or _process_exists(self.pid)
+
+
+@dataclass(frozen=True)
+class Command:
+    id: int
+    kind: str
+    job_id: str | None
+    requested_at: datetime
+    state: str
+    handled_at: datetime | None
+    result: str | None
+    run_id: int | None
+    slot: datetime | None = None
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user (the service's)
+    return True
+
+
+def run_from_row(row: Any) -> RunRow:
+    return RunRow(**{key: row[key] for key in RunRow.__dataclass_fields__})
+
+
+def command_from_row(row: Any) -> Command:
+    return Command(**{key: row[key] for key in Command.__dataclass_fields__})
