@@ -377,10 +377,11 @@ def _check_dst(
     if not differences:
         return
     shown = ", ".join(d.strftime("%Y-%m-%d %H:%MZ") for d in differences)
-    message = (f"on DST-change days in {sets.timezone} its fire times differ from cron-job.org "
-               f"(first at {shown}): cron-job.org skips a wall-clock time that a spring-forward "
-               "gap removes and runs twice in a fall-back overlap; cronhost runs such a "
-               "fixed-time job once on both days")
+    message = (f"on DST-change days in {sets.timezone} cronhost's fire times would differ "
+               f"from cron-job.org's (first at {shown}): cron-job.org skips a wall-clock time "
+               "that a spring-forward gap removes and runs twice in a fall-back overlap, while "
+               "cronhost follows Debian cron's DST rules (a fixed-time job runs once on both "
+               "days)")
     if not options.accept_dst_difference:
         raise Refused(message + "; pass --accept-dst-difference to import it anyway")
     warnings.append(message)

@@ -24,9 +24,15 @@ a gap, and once in an overlap. The conversion therefore
    a leading ``*`` would turn cron's OR of the two day fields into an AND;
 2. folds what only looks restricted: an explicit full list is ``*``, and with both
    day fields restricted a full ``wdays`` (or ``mdays``) means every day;
-3. for a fixed-time line in a zone with DST, replays both rules around every DST
-   change of the next :data:`HORIZON_YEARS` years and reports each instant where
-   they disagree (the caller refuses the job, or warns with --accept-dst-difference).
+3. replays both rules around every DST change of the next :data:`HORIZON_YEARS`
+   years and reports each instant where they disagree (the caller refuses the job,
+   or warns with --accept-dst-difference). Changes that replay identically (same
+   offsets, same wall-clock time, days the schedule cannot tell apart) are checked
+   once, which keeps an every-minute job cheap. This is done for every line, not
+   only fixed-time ones: cronsim's real-time handling is not exact everywhere
+   (Australia/Lord_Howe's 30-minute change: ``30 * * * *`` loses the 02:30 that
+   exists after the spring change), and the replay finds such cases without
+   knowing why.
 
 ``expiresAt`` has no cronhost equivalent; it is parsed here and judged by the caller.
 """
@@ -184,17 +190,26 @@ def dst_differences(
     """UTC instants (up to ``limit``) where cronhost's crontab and cron-job.org disagree.
 
     Away from DST changes both follow the same wall clock; so only the minutes around
-    each change from ``start`` on are replayed, by both rules.
+    each change from ``start`` on are replayed, by both rules (cronsim for cronhost).
     """
-    if follows_real_time(crontab):
-        return []
     zone = ZoneInfo(sets.timezone)
+    every_day = sets.mdays is None and sets.wdays is None and sets.months is None
+    checked: set[tuple[object, ...]] = set()
     found: list[datetime] = []
     for instant, before, after in transitions(sets.timezone, start.year, start.year + years):
         if instant < start:
             continue
         margin = abs(after - before) + timedelta(hours=1)
         low, high = instant - margin, instant + margin
+        # Two changes with the same offsets at the same wall-clock time on days the
+        # schedule cannot tell apart replay identically: check one of them.
+        local_low, local_high = low.astimezone(zone), high.astimezone(zone)
+        days: tuple[object, ...] = () if every_day else tuple(
+            (d.month, d.day, d.isoweekday()) for d in (local_low, local_high))
+        key = (before, after, instant.astimezone(zone).timetz(), days)
+        if key in checked:
+            continue
+        checked.add(key)
         expected = set(_wall_clock_matches(sets, zone, low, high))
         try:
             actual = set(_cronsim_between(crontab, zone, low, high))
