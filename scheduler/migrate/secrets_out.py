@@ -107,7 +107,7 @@ def install_commands(secret: SecretValue, directory: Path | None) -> list[str]:
     """Shell lines that install one secret as a systemd credential. Never the value."""
     target = f"{CREDENTIALS_DIR}/{secret.name.lower()}"
     if directory is not None:
-        source = shlex.quote(str(directory / secret.name))
+        source = shlex.quote(str(directory.resolve() / secret.name))
         copy = f"sudo install -m 0600 -o root -g root {source} {target}"
     else:
         prompt = shlex.quote(f"{secret.name}: ")

@@ -40,13 +40,14 @@ def render(jobs: Iterable[ImportedJob]) -> str:
     return tomlkit.dumps(doc)
 
 
-def _table(job: ImportedJob) -> Table:
+def _table(job: ImportedJob, blank_after: bool = False) -> Table:
     table = tomlkit.table()
     for note in job.notes:
         table.add(tomlkit.comment(note))
     for key, value in job.table().items():
         table.add(key, _inline(value))
-    table.add(tomlkit.nl())  # a blank line before the next [[jobs]]
+    if blank_after:  # inside an existing file; tomlkit spaces a fresh document itself
+        table.add(tomlkit.nl())
     return table
 
 
@@ -113,12 +114,12 @@ class Target:
             if job.id in index:
                 position = index[job.id]
                 del aot[position]
-                aot.insert(position, _table(job))
+                aot.insert(position, _table(job, blank_after=True))
                 replaced.append(job.id)
             else:
                 if aot.body and not aot.body[-1].as_string().endswith("\n\n"):
                     aot.body[-1].add(tomlkit.nl())
-                aot.append(_table(job))
+                aot.append(_table(job, blank_after=True))
                 index[job.id] = len(aot.body) - 1
                 added.append(job.id)
         return tomlkit.dumps(self.doc), added, replaced
