@@ -9,7 +9,7 @@ import stat
 import tomllib
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, parse_qsl
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 
@@ -231,7 +231,7 @@ def test_no_credential_from_the_export_reaches_any_file_but_the_secrets_dir(
     job_by_id = {j["jobId"]: j for j in json.loads(EXPORT.read_text())}
     assert job_by_id[1005]["auth"]["password"] not in values.values()
     assert job_by_id[1009]["extendedData"]["headers"]["X-Api-Key"] not in values.values()
-    assert f"LoadCredential=CRON_SECRET:/etc/cronhost/cron_secret" in err
+    assert "LoadCredential=CRON_SECRET:/etc/cronhost/cron_secret" in err
     config = load_config(target, resolve_secrets=False)
     assert config.job("billing-run") is not None and config.job("nightly-python") is not None
 

@@ -106,10 +106,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     target = toml_out.Target(args.into) if args.into else None
     if args.replace and target is None:
         raise UsageError("--replace only means something with --into FILE")
-    if args.source == "vercel":
-        result = _import_vercel(args, target)
-    else:
-        result = _import_cronjob_org(args)
+    importer = _import_vercel if args.source == "vercel" else _import_cronjob_org
+    result = importer(args, target)
 
     label = str(args.into) if args.into else "the printed config"
     kept, findings = toml_out.validate_jobs(result.jobs, target.defaults if target else {}, label)
@@ -165,7 +163,7 @@ def _import_vercel(args: argparse.Namespace, target: toml_out.Target | None) -> 
     return vercel.import_crons(vercel.load_crons(args.path), options)
 
 
-def _import_cronjob_org(args: argparse.Namespace) -> ImportResult:
+def _import_cronjob_org(args: argparse.Namespace, target: toml_out.Target | None) -> ImportResult:
     if args.base_url or args.method != "GET":
         raise UsageError("--base-url and --method are for vercel imports; cron-job.org jobs "
                          "carry their own URL and method")

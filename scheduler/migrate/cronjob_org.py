@@ -138,11 +138,12 @@ def assign_ids(jobs: list[dict[str, Any]]) -> list[str]:
     """
     bases = []
     for job in jobs:
-        title = job.get("title") if isinstance(job.get("title"), str) else ""
+        title = job.get("title")
+        title = title if isinstance(title, str) else ""
         path_part = "-".join(seg for seg in urlsplit(str(job.get("url", ""))).path.split("/")
                              if seg and seg not in ("api", "cron"))
         bases.append(fit_id(slug(title) or slug(path_part), f"cronjob-org-{job.get('jobId', '')}"))
-    ids = []
+    ids: list[str] = []
     for base, job in zip(bases, jobs, strict=True):
         job_id = base
         if bases.count(base) > 1 or job_id in ids:
