@@ -180,3 +180,13 @@ def test_a_bad_log_line_is_a_usage_error(
     log.write_text('{"path": "/x", "fired_at": "yesterday"}\n')
     code, _, err = run_cli(["--config", str(config), "compare", str(log)], capsys)
     assert code == 2 and "record 1" in err and "fired_at" in err
+
+
+def test_a_unix_time_out_of_range_is_a_usage_error(
+    setup: tuple[Path, Store], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = setup
+    log = tmp_path / "history.json"
+    log.write_text(json.dumps({"history": [{"url": f"{BASE}/x", "datePlanned": 10**20}]}))
+    code, _, err = run_cli(["--config", str(config), "compare", str(log)], capsys)
+    assert code == 2 and "datePlanned" in err and "Traceback" not in err

@@ -168,7 +168,7 @@ def _cronjob_org_run(item: Any, path: Path, number: int) -> OldRun:
         jitter = (item["date"] - planned) * 1000
     return OldRun(
         target=item["url"],
-        slot=_minute(datetime.fromtimestamp(planned, UTC)),
+        slot=_minute(_from_unix(planned, f"{path}: history item {number}", "datePlanned")),
         ok=None if status in (0, None) else status == 1,
         lateness_ms=int(jitter) if isinstance(jitter, int | float) else None,
     )
@@ -195,7 +195,7 @@ def _instant(value: Any, where: str, key: str) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
+        return _from_unix(value, where, key)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -204,6 +204,13 @@ def _instant(value: Any, where: str, key: str) -> datetime | None:
         if parsed is not None:
             return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     raise UsageError(f"{where}: `{key}` {value!r} is not an ISO 8601 time or Unix seconds")
+
+
+def _from_unix(value: float, where: str, key: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise UsageError(f"{where}: `{key}` {value!r} is not a Unix time in seconds") from None
 
 
 def _ok(status: Any, http_status: Any) -> bool | None:
