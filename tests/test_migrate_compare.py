@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from jobs.outcome import Outcome, RunStatus
-from scheduler.slots import slot_key
+from scheduler.schedule import slot_key
 from scheduler.store import Store
 from tests.test_migrate_helpers import run_cli
 

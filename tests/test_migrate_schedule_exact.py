@@ -24,9 +24,9 @@ import pytest
 from cronsim import CronSim
 
 from scheduler.config import load_config
-from scheduler.cron import next_fire_times
 from scheduler.migrate import cronjob_org, toml_out
 from scheduler.migrate.cronjob_schedule import parse_schedule, to_crontab
+from scheduler.schedule import next_fire_times
 
 EVERY = [-1]
 COUNT = 1000
@@ -164,7 +164,7 @@ def test_imported_job_fires_at_cron_job_orgs_next_1000_instants(
     assert spec is not None and spec.timezone == raw["timezone"]
 
     expected = wall_clock_instants(raw, start, COUNT)
-    assert next_fire_times(spec.trigger(), COUNT, after=start) == expected
+    assert next_fire_times(spec.timetable(), COUNT, after=start) == expected
     assert [t.astimezone(UTC) for t in _cronsim(spec.schedule, spec.timezone, start, COUNT)] \
         == expected
 

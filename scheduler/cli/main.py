@@ -23,6 +23,7 @@ from scheduler.cli.act import cmd_pause_resume, cmd_reload, cmd_run, cmd_trigger
 from scheduler.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_path, open_store
 from scheduler.cli.show import cmd_check, cmd_history, cmd_next, cmd_status
 from scheduler.errors import ConfigError, CronhostError, UsageError
+from scheduler.migrate.commands import add_commands
 
 __all__ = ["build_parser", "main"]
 
@@ -105,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("reload", cmd_reload, "ask the running daemon to re-read its config")
 
     p = command("tui", cmd_tui, "open the live dashboard")
+
+    # Moving in from Vercel and cron-job.org: import, verify, compare.
+    add_commands(sub)
     return parser
 
 

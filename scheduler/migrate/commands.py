@@ -34,7 +34,7 @@ from scheduler.migrate import cronjob_org, toml_out, vercel
 from scheduler.migrate import verify as verify_mod
 from scheduler.migrate.model import ImportResult
 from scheduler.migrate.secrets_out import install_commands, write_secrets
-from scheduler.store.store import RunRow, Store
+from scheduler.store import RunRow, Store
 
 EXIT_OK, EXIT_FAILED = 0, 1
 SOURCES = ("vercel", "cron-job.org")

@@ -43,7 +43,7 @@ from cronsim import CronSim, CronSimError
 
 from scheduler.config import JobSpec
 from scheduler.errors import UsageError
-from scheduler.store.store import RunRow
+from scheduler.store import RunRow
 
 FORMATS = ("cron-job.org", "jsonl")
 _OK_WORDS = {"ok", "success", "succeeded", "successful", "passed", "done", "true", "1"}

@@ -49,7 +49,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit, urlunsplit
 
-from scheduler.config import CREDENTIAL_HEADERS, CREDENTIAL_QUERY_KEYS
+from scheduler.config.jobs import CREDENTIAL_HEADERS
+from scheduler.config.secrets import looks_like_a_token
+from scheduler.config.urls import CREDENTIAL_QUERY_KEYS
 from scheduler.errors import UsageError
 from scheduler.migrate.cronjob_schedule import (
     ScheduleSets,
@@ -67,7 +69,6 @@ from scheduler.migrate.model import (
     tokenish,
 )
 from scheduler.migrate.secrets_out import SecretNamer
-from scheduler.secrets import looks_like_a_token
 
 METHODS = {0: "GET", 1: "POST", 2: "OPTIONS", 3: "HEAD", 4: "PUT", 5: "DELETE", 6: "TRACE",
            7: "CONNECT", 8: "PATCH"}

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus, urljoin, urlsplit
 
-from scheduler.config import CREDENTIAL_QUERY_KEYS
+from scheduler.config.urls import CREDENTIAL_QUERY_KEYS
 from scheduler.errors import UsageError
 from scheduler.migrate.model import (
     Finding,

@@ -37,7 +37,7 @@ import httpx
 
 from scheduler.config import Config, JobSpec
 from scheduler.errors import UsageError
-from scheduler.slots import slot_key
+from scheduler.schedule import slot_key
 
 SAFE_METHODS = {"GET", "HEAD", "PUT", "DELETE"}
 USER_AGENT = "cronhost-verify"
