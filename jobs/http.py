@@ -53,6 +53,10 @@ class HttpRequest:
     backoff_max: float = 30.0
     max_response_bytes: int = 1_048_576
     excerpt_bytes: int = 4096
+    # How long the first attempt may wait for a free place under the in-flight limit
+    # (None: as long as the deadline). Waiting is not running: the timeout and the
+    # deadline count from the first send.
+    start_within: float | None = None
 
     def __post_init__(self) -> None:
         if self.body is not None and self.json_body is not None:
@@ -125,10 +129,17 @@ class HttpJobRunner:
         await self._client.aclose()
 
     async def run(
-        self, request: HttpRequest, on_attempt: Callable[[AttemptReport], None] | None = None
+        self,
+        request: HttpRequest,
+        on_attempt: Callable[[AttemptReport], None] | None = None,
+        on_start: Callable[[], None] | None = None,
     ) -> Outcome:
-        """All attempts of one slot; never raises for anything the endpoint or network does."""
-        slot_run = _SlotRun(self, request, on_attempt)
+        """All attempts of one slot; never raises for anything the endpoint or network does.
+
+        ``on_start`` is called once, when the first request has its place and is about to
+        be sent; a run that never gets a place within ``start_within`` ends ``missed``.
+        """
+        slot_run = _SlotRun(self, request, on_attempt, on_start)
         try:
             return await slot_run.execute()
         except Exception as exc:  # noqa: BLE001  (the last net: a run ends as an Outcome)
@@ -151,10 +162,13 @@ class _SlotRun:
         runner: HttpJobRunner,
         request: HttpRequest,
         on_attempt: Callable[[AttemptReport], None] | None,
+        on_start: Callable[[], None] | None = None,
     ) -> None:
         self.runner = runner
         self.request = request
         self.on_attempt = on_attempt
+        self.on_start = on_start
+        self.started = False
         self.policy = RetryPolicy(
             max_attempts=request.retries + 1,
             backoff_initial=request.backoff_initial,
@@ -187,6 +201,9 @@ class _SlotRun:
                     reply = await self._attempt()
         except AttemptFailed as failure:
             self._report(will_retry=False, wait=0.0)
+            if not self.started:
+                # Never sent: the slot passed without a run, like any other missed slot.
+                return self.outcome(RunStatus.MISSED, str(failure), 0)
             status = RunStatus.TIMEOUT if failure.timed_out else RunStatus.FAILED
             error = failure.final_error(
                 self.attempts, self.policy.max_attempts, self.policy.stop_reason
@@ -248,15 +265,22 @@ class _SlotRun:
         return result
 
     async def _take_slot(self, request_id: str) -> None:
-        # Waiting for a free slot counts against the deadline (the slot is due
-        # now), but not against the attempt's own timeout.
+        # The first attempt waits for its place before the run starts (that wait is
+        # bounded by start_within, not by the deadline, which has not begun); a retry's
+        # wait counts against the deadline, but not against the attempt's own timeout.
+        first = not self.started
+        limit = self.request.start_within if first else None
+        wait = limit if limit is not None else self.policy.time_left()
         try:
-            async with asyncio.timeout(max(0.0, self.policy.time_left())):
+            async with asyncio.timeout(max(0.0, wait)):
                 await self.runner._slots.acquire()
         except TimeoutError:
+            in_flight = self.runner._max_in_flight
             failure = AttemptFailed(
+                f"not started: no free place within {seconds(wait)} s "
+                f"({in_flight} requests in flight, [daemon] max_in_flight)" if first else
                 f"timed out after {seconds(self.request.deadline)} s waiting for a free"
-                f" connection slot ({self.runner._max_in_flight} requests in flight)",
+                f" connection slot ({in_flight} requests in flight)",
                 transient=False,
                 timed_out=True,
             )
@@ -264,6 +288,11 @@ class _SlotRun:
                 self.attempts, request_id, None, str(failure), 0.0, False, 0.0
             )
             raise failure from None
+        if first:
+            self.started = True
+            self.policy.start()
+            if self.on_start is not None:
+                self.on_start()
 
     async def _exchange(self, request_id: str, budget: float) -> Reply:
         request = self.request

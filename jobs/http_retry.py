@@ -195,7 +195,8 @@ class RetryPolicy:
         self.max_attempts = max_attempts
         self.deadline = deadline
         self._clock = clock
-        self._deadline_at = clock() + deadline
+        # The deadline counts from the first send (start()); until then it is all left.
+        self._deadline_at: float | None = None
         # Starting an attempt with a sliver of time left only turns a clear
         # failure into a vague timeout: ask for a second, or the whole timeout
         # when that is shorter.
@@ -210,7 +211,14 @@ class RetryPolicy:
         # Why the last stop came early, for the run's error; None when retries ran out.
         self.stop_reason: str | None = None
 
+    def start(self) -> None:
+        """The first request is being sent: the deadline starts counting now."""
+        if self._deadline_at is None:
+            self._deadline_at = self._clock() + self.deadline
+
     def time_left(self) -> float:
+        if self._deadline_at is None:
+            return self.deadline
         return self._deadline_at - self._clock()
 
     @staticmethod

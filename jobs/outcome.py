@@ -8,6 +8,7 @@ from typing import Any
 
 
 class RunStatus(StrEnum):
+    QUEUED = "queued"  # claimed, waiting for a free place under the in-flight limit
     RUNNING = "running"
     OK = "ok"
     FAILED = "failed"
@@ -18,7 +19,7 @@ class RunStatus(StrEnum):
 
     @property
     def finished(self) -> bool:
-        return self is not RunStatus.RUNNING
+        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ real monotonic clock (real_asyncio=True), as it does when a machine's clock step
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from scheduler.config import load_config
 from scheduler.engine import Engine
 from scheduler.run import JobExecutor, SlotRunner
 from scheduler.store import Store
+from scheduler.store.worker import StoreThread
 
 START = datetime(2026, 11, 29, 12, 0, 0, 500_000, tzinfo=UTC)
 
@@ -36,24 +38,45 @@ misfire_grace = "5m"
     return path
 
 
+async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 async def run_with_clock_jump(tmp_path: Path, jump: timedelta) -> tuple[Store, datetime]:
     config = load_config(make_config(tmp_path))
     store = Store(config.store.url)
     store.migrate()
+
+    def slots_run() -> list[datetime]:
+        return [row.scheduled_at for row in store.history(limit=10_000) if row.status == "ok"]
+
     with freeze_time(START, tick=True, real_asyncio=True) as clock:
         async with HttpJobRunner(user_agent="test") as http:
+            thread = StoreThread()
             runner = SlotRunner(store=store, config=lambda: config,
-                                executor=JobExecutor(http, lambda: config), daemon_id="d")
-            engine = Engine(store, runner.on_due)
+                                executor=JobExecutor(http, lambda: config), daemon_id="d",
+                                store_thread=thread)
+            engine = Engine(store, runner.on_wake, thread)
             store.sync_jobs([{"job_id": "tick", "kind": "python", "schedule": "every 1s",
                               "timezone": "UTC", "target": "noop", "description": "", "enabled": True}])
             engine.start(config.jobs, set())
-            await asyncio.sleep(2.2)
+            await wait_until(lambda: len(slots_run()) >= 2, "two runs before the jump")
             jumped_at = datetime.now(UTC) + jump
             clock.move_to(jumped_at)
-            await asyncio.sleep(2.2)
-            engine.shutdown()
+            if jump > timedelta(0):
+                await wait_until(lambda: sum(slot >= jumped_at.replace(microsecond=0)
+                                             for slot in slots_run()) >= 2, "runs after the jump")
+            else:
+                # A step back: nothing may run again; give it two seconds of chances to.
+                await asyncio.sleep(2.2)
+            await engine.shutdown()
             await runner.drain(5)
+            await runner.writer.flush(5)
+            thread.close()
     return store, jumped_at
 
 

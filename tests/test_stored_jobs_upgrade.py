@@ -20,6 +20,8 @@ from scheduler.config import load_config
 from scheduler.engine import CrontabTrigger, Engine, EveryTrigger
 from scheduler.engine.legacy import FIRE_SLOT, upgrade_stored_jobs
 from scheduler.store import Store
+from scheduler.store.rows import JobAdvance
+from scheduler.store.worker import StoreThread
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # What the fixture's apscheduler_jobs table holds (read once with the old code).
@@ -76,8 +78,12 @@ def test_the_engine_keeps_every_stored_job_and_catches_up_from_its_stored_time(
     store.migrate()
     due: dict[str, list[datetime]] = {}
 
+    async def on_wake(advances: list[JobAdvance]) -> None:
+        for advance in advances:
+            due.setdefault(advance.job_id, list(advance.run_times))
+
     async def scenario() -> dict[str, datetime | None]:
-        engine = Engine(store, lambda job_id, times: due.setdefault(job_id, list(times)))
+        engine = Engine(store, on_wake, StoreThread())
         try:
             engine.start(config.jobs, set())
             kept = {job.id: job.next_run_time for job in engine.scheduler.get_jobs()}
@@ -87,7 +93,7 @@ def test_the_engine_keeps_every_stored_job_and_catches_up_from_its_stored_time(
                 await asyncio.sleep(0.05)
             return kept
         finally:
-            engine.shutdown()
+            await engine.shutdown()
 
     try:
         kept = asyncio.run(scenario())

@@ -74,7 +74,7 @@ class DaemonSettings:
     shutdown_timeout: float = 30.0
     max_in_flight: int = 32
     watch_config: bool = False
-    heartbeat_interval: float = 5.0
+    heartbeat_interval: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ the daemon's wiring:
 
     config ─► LiveConfig ─┬─► SlotRunner ─► JobExecutor ─► jobs/ (HttpJobRunner, callables)
                           │        │               └─► PruneHistory ─► Store
-                          │        └─► Store, EventBus
+                          │        └─► Store (through one StoreThread), EventBus, RunWriter
                           ├─► Observability (metrics, alerts, heartbeat) ◄─ EventBus
                           └─► Daemon ─► Engine (APScheduler) ─► SlotRunner.on_due
 """
@@ -26,6 +26,7 @@ from scheduler.observe import Observability
 from scheduler.run import EventBus, JobExecutor, SlotRunner
 from scheduler.store import Store
 from scheduler.store.retention import PruneHistory
+from scheduler.store.worker import StoreThread
 
 __all__ = ["build_daemon"]
 
@@ -44,19 +45,22 @@ def build_daemon(
     executor = JobExecutor(
         http, live, builtins={PRUNE_CALL: PruneHistory(store, lambda: live().store.keep)}
     )
+    store_thread = StoreThread()
     runner = SlotRunner(
-        store=store, config=live, executor=executor, daemon_id=daemon_id, events=events
+        store=store, config=live, executor=executor, daemon_id=daemon_id,
+        store_thread=store_thread, events=events,
     )
     return Daemon(
         live=live,
         store=store,
         lock=DaemonLock(store.engine, store.url_for_humans),
         runner=runner,
-        engine=Engine(store, runner.on_due),
+        engine=Engine(store, runner.on_wake, store_thread),
         observability=Observability(live, events, store),
         events=events,
         http=http,
         notifier=notifier or Notifier(),
         daemon_id=daemon_id,
+        store_thread=store_thread,
         standby=standby,
     )

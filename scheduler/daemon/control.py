@@ -19,6 +19,7 @@ from scheduler.errors import ConfigError, first_line
 from scheduler.logs import get_logger
 from scheduler.run import SlotRunner
 from scheduler.store import Command, Store
+from scheduler.store.worker import StoreThread
 
 __all__ = ["DaemonControl", "job_state_rows"]
 
@@ -48,11 +49,13 @@ class DaemonControl:
 
     live: LiveConfig
     store: Store
+    store_thread: StoreThread
     engine: Engine
     runner: SlotRunner
     notifier: Notifier
     daemon_id: str
     reload_requested: bool
+    _engine_in_sync: bool
     _reload_retry_at: float
     _config_mtime: float | None
 
@@ -62,30 +65,38 @@ class DaemonControl:
 
     def status_line(self) -> str:
         jobs = [spec for spec in self.config.jobs if spec.enabled]
-        return f"{len(jobs)} jobs scheduled, {len(self.runner.in_flight)} running"
+        running = sum(self.runner.running_jobs.values())
+        queued = sum(self.runner.queued_jobs.values())
+        return (f"{len(jobs)} jobs scheduled, {running} running"
+                + (f", {queued} queued" if queued else ""))
 
-    def reload(self) -> Changes | None:
+    async def reload(self) -> Changes | None:
         """Re-read config.toml; a bad edit changes nothing and is recorded for the operator.
 
-        Returns what changed, or None when the reload failed (or must be retried).
+        Returns what changed, or None when the reload failed (or must be retried). The
+        file is parsed in a worker thread and the engine changed in the store thread, so
+        jobs keep firing (and the watchdog keeps beating) through a reload of any size.
         """
         self.notifier.reloading()
         self._config_mtime = self._mtime()
         try:
-            new = load_config(self.config.path)
+            new = await asyncio.to_thread(load_config, self.config.path)
             self._refuse_restart_only_changes(new)
         except ConfigError as exc:
-            self._reload_failed(str(exc))
+            await self._reload_failed(str(exc))
             return None
         except Exception as exc:  # noqa: BLE001 - nothing in a config file may stop the daemon
-            self._reload_failed(f"{self.config.path}: cannot load: {type(exc).__name__}: {exc}")
+            await self._reload_failed(
+                f"{self.config.path}: cannot load: {type(exc).__name__}: {exc}")
             return None
         # The new config first: slots of added jobs may fire as soon as the engine has them.
+        # After a reload that failed halfway the engine may hold a mix: compare it all.
+        previous = self.config if self._engine_in_sync else None
         self.live.replace(new)
+        self._engine_in_sync = False
         try:
-            changes = self.engine.apply(new.jobs, self.store.paused_jobs())
-            self.store.sync_jobs(job_state_rows(new.jobs))
-            self.store.record_config_loaded(self.daemon_id)
+            changes = await self.store_thread.call(self._apply, new, previous)
+            self._engine_in_sync = True
         except SQLAlchemyError as exc:
             # Some changes may not have reached APScheduler's job store; applying the same
             # config again is a no-op for what did, so retry until the store takes it all.
@@ -106,6 +117,14 @@ class DaemonControl:
         self.notifier.ready(self.status_line())
         return changes
 
+    def _apply(self, new: Config, previous: Config | None) -> Changes:
+        """In the store thread: the engine's jobs, job_state and the load stamp."""
+        changes = self.engine.apply(new.jobs, self.store.paused_jobs(),
+                                    previous=previous.jobs if previous is not None else None)
+        self.store.sync_jobs(job_state_rows(new.jobs))
+        self.store.record_config_loaded(self.daemon_id)
+        return changes
+
     def _refuse_restart_only_changes(self, new: Config) -> None:
         if new.store.url != self.config.store.url:
             raise ConfigError(
@@ -118,53 +137,60 @@ class DaemonControl:
                 extra={"action": "config.needs_restart", "field": "daemon.max_in_flight"},
             )
 
-    def _reload_failed(self, error: str) -> None:
+    async def _reload_failed(self, error: str) -> None:
         log.error(
             "config reload failed; still running the previous config",
             extra={"action": "config.reload_failed", "error": error},
         )
         try:
-            self.store.record_config_error(self.daemon_id, error)
+            await self.store_thread.call(self.store.record_config_error, self.daemon_id, error)
         except SQLAlchemyError as exc:
             log.error("could not record the reload error in the store",
                       extra={"action": "store.error", "error": first_line(exc)})
         self.notifier.ready(self.status_line())
 
     async def handle_command(self, command: Command) -> None:
-        if not await asyncio.to_thread(self.store.take_command, command.id):
+        call = self.store_thread.call
+        if not await call(self.store.take_command, command.id):
             return
         job_id = command.job_id or ""
         if command.kind == "reload":
-            changes = self.reload()
+            changes = await self.reload()
             if changes is None:
-                self.store.finish_command(command.id, "failed", "config reload failed; see status")
+                await call(self.store.finish_command, command.id, "failed",
+                           "config reload failed; see status")
             else:
-                self.store.finish_command(command.id, "done", changes.summary())
+                await call(self.store.finish_command, command.id, "done", changes.summary())
             return
         if self.config.job(job_id) is None:
-            self.store.finish_command(command.id, "failed", f"no job {job_id!r} in the running config")
+            await call(self.store.finish_command, command.id, "failed",
+                       f"no job {job_id!r} in the running config")
             return
         if command.kind == "trigger":
-            run_id = await self.runner.trigger_now(job_id, self._replayed_key(job_id, command))
+            key = await call(self._replayed_key, job_id, command)
+            run_id = await self.runner.trigger_now(job_id, key)
             if run_id is None:
-                self.store.finish_command(command.id, "failed", "could not claim a run")
+                await call(self.store.finish_command, command.id, "failed", "could not claim a run")
             else:
-                self.store.finish_command(command.id, "done", "started", run_id)
+                await call(self.store.finish_command, command.id, "done", "started", run_id)
         elif command.kind in ("pause", "resume"):
             paused = command.kind == "pause"
-            self.store.set_paused(job_id, paused)
-            self.engine.set_paused(job_id, paused)
+            await call(self._set_paused, job_id, paused)
             log.info(f"job {command.kind}d", extra={"action": f"job.{command.kind}", "job": job_id})
-            self.store.finish_command(command.id, "done", f"{command.kind}d")
+            await call(self.store.finish_command, command.id, "done", f"{command.kind}d")
         else:
-            self.store.finish_command(command.id, "failed", f"unknown command {command.kind!r}")
+            await call(self.store.finish_command, command.id, "failed",
+                       f"unknown command {command.kind!r}")
+
+    def _set_paused(self, job_id: str, paused: bool) -> None:
+        self.store.set_paused(job_id, paused)
+        self.engine.set_paused(job_id, paused)
 
     def _replayed_key(self, job_id: str, command: Command) -> str | None:
         if command.slot is None:
             return None
         rows = self.store.runs_for_slots(job_id, command.slot, command.slot)
         return rows[0].idempotency_key if rows else None
-
 
     def _mtime(self) -> float | None:
         try:

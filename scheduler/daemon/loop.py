@@ -4,6 +4,12 @@ Signal handlers only set flags; the main loop does the work in small steps
 (:meth:`Daemon.tick`) that are testable one by one. The daemon's parts are built
 and handed in by ``scheduler.daemon.assemble.build_daemon``; reloads and
 commands are in ``scheduler.daemon.control``.
+
+An idle daemon sleeps. The main loop wakes for a signal, a ring of the command
+doorbell (``scheduler.store.doorbell``), and its own timers: the heartbeat and
+the systemd watchdog (one wake-up serves both), a reload or store retry. The
+scheduler's timer wakes for the next fire time on its own. Every store call
+runs in the store thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -26,20 +32,24 @@ from scheduler.logs import get_logger
 from scheduler.observe import Observability
 from scheduler.run import EventBus, SlotEvent, SlotRunner
 from scheduler.store import Store
+from scheduler.store.doorbell import Doorbell
+from scheduler.store.worker import StoreThread
 
 __all__ = ["Daemon"]
 
 log = get_logger("daemon")
 
-TICK_SECONDS = 0.5
 STANDBY_POLL_SECONDS = 2.0
+STORE_RETRY_SECONDS = 2.0
+CONFIG_POLL_SECONDS = 2.0  # [daemon] watch_config = true: how often the file is looked at
+WRITER_FLUSH_SECONDS = 10.0  # at shutdown, for outcomes still on their way to the store
 
 
 class Daemon(DaemonControl):
     def __init__(
         self, *, live: LiveConfig, store: Store, lock: DaemonLock, runner: SlotRunner,
         engine: Engine, observability: Observability, events: EventBus, http: HttpJobRunner,
-        notifier: Notifier, daemon_id: str, standby: bool = False,
+        notifier: Notifier, daemon_id: str, store_thread: StoreThread, standby: bool = False,
     ) -> None:
         self.live = live
         self.store = store
@@ -51,8 +61,14 @@ class Daemon(DaemonControl):
         self.http = http
         self.notifier = notifier
         self.daemon_id = daemon_id
+        self.store_thread = store_thread
         self.standby = standby
         self.stop_requested = asyncio.Event()
+        # Set by whatever wants the main loop to look now: a signal, the doorbell.
+        self.nudged = asyncio.Event()
+        self.doorbell = Doorbell(store.engine, self.nudged.set)
+        self._reload_task: asyncio.Task[object] | None = None
+        self._engine_in_sync = True
         self.reload_requested = False
         self._config_mtime = self._mtime()
         self._last_beat = 0.0
@@ -83,9 +99,11 @@ class Daemon(DaemonControl):
                 self.observability.start()
                 self.store.sync_jobs(job_state_rows(self.config.jobs))
                 changes = self.engine.start(self.config.jobs, self.store.paused_jobs())
+                # Only now is the daemon up for readers: its jobs are scheduled.
+                self.store.register_daemon(self.daemon_id, str(self.config.path), __version__)
                 self.store.record_config_loaded(self.daemon_id)
             except SQLAlchemyError as exc:
-                self.engine.shutdown()
+                await self.engine.shutdown()
                 await self.observability.aclose()
                 self.lock.release()
                 raise StoreError(
@@ -93,6 +111,7 @@ class Daemon(DaemonControl):
                     f"scheduling the jobs: {first_line(exc)}"
                 ) from None
             self._running = True
+            self.doorbell.start()
             if not self.standby:
                 self._install_signal_handlers()
             log.info(
@@ -102,14 +121,44 @@ class Daemon(DaemonControl):
                        "jobs": changes.summary(), "version": __version__},
             )
             self.notifier.ready(self.status_line())
+            loop = asyncio.get_running_loop()
+            self._last_beat = self._last_watchdog = loop.time()
             try:
                 while not self.stop_requested.is_set():
                     await self.tick()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.stop_requested.wait(), TICK_SECONDS)
+                    await self._sleep()
             finally:
                 await self._shutdown()
         return 0
+
+    async def _sleep(self) -> None:
+        """Until the next timer of the main loop is due, or someone nudges it."""
+        self.nudged.clear()
+        timeout = self._next_timer() - asyncio.get_running_loop().time()
+        if timeout <= 0 or self.stop_requested.is_set():
+            return
+        waits = [asyncio.ensure_future(self.nudged.wait()),
+                 asyncio.ensure_future(self.stop_requested.wait())]
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
+    def _next_timer(self) -> float:
+        interval = self.config.daemon.heartbeat_interval
+        watchdog = self.notifier.watchdog_interval()
+        if watchdog is not None:
+            interval = min(interval, watchdog)
+        # One wake-up serves the heartbeat and the watchdog: both are due at least this often.
+        due = [self._last_beat + interval]
+        if self.reload_requested:
+            due.append(self._reload_retry_at)
+        if self._store_down_since is not None:
+            due.append(asyncio.get_running_loop().time() + STORE_RETRY_SECONDS)
+        if self.config.daemon.watch_config:
+            due.append(asyncio.get_running_loop().time() + CONFIG_POLL_SECONDS)
+        return min(due)
 
     async def _stand_by(self) -> bool:
         """Wait until this daemon holds the store (`run --standby`); False if stopped first.
@@ -140,7 +189,6 @@ class Daemon(DaemonControl):
         """Before any job fires: take the store, upgrade it, close the books of a dead daemon."""
         self.lock.acquire()  # before migrating: two daemons must not upgrade one store at once
         self.store.migrate()
-        self.store.register_daemon(self.daemon_id, str(self.config.path), __version__)
         abandoned = self.store.abandon_running(
             "abandoned: the daemon stopped (crash, kill or power loss) before the run finished; "
             "not re-run automatically: `cronhost trigger JOB --slot SLOT` re-runs it under its "
@@ -161,47 +209,64 @@ class Daemon(DaemonControl):
     async def _shutdown(self) -> None:
         self.notifier.stopping()
         log.info("daemon stopping", extra={"action": "daemon.stopping"})
-        self.engine.shutdown()
+        self.doorbell.close()
+        # No wake-up starts after this; one in progress has written its claims and started
+        # its runs, so every claimed slot is in the drain below.
+        await self.engine.shutdown()
         left = await self.runner.drain(self.config.daemon.shutdown_timeout)
+        if not await self.runner.writer.flush(WRITER_FLUSH_SECONDS):
+            for run in self.runner.writer.unwritten():
+                log.error(
+                    "run finished but the store could not record it before shutdown; its row "
+                    "stays in flight and the next start marks it abandoned: the run.finish log "
+                    "line has the outcome",
+                    extra={"action": "run.unrecorded", "job": run.job_id, "run_id": run.run_id,
+                           "status": run.outcome.status.value},
+                )
         try:
-            self._abandon_at_shutdown(left)
-            self.runner.flush_unrecorded()
-            self.store.daemon_stopped(self.daemon_id)
+            await self.store_thread.call(self._close_the_books, left)
         except SQLAlchemyError as exc:
-            # Runs still `running` in the store are marked abandoned by the next start.
+            # Runs still in flight in the store are marked abandoned by the next start.
             log.error(
                 "store unavailable at shutdown; the next start will finish the bookkeeping",
-                extra={"action": "store.error", "error": str(getattr(exc, "orig", exc))[:300]},
+                extra={"action": "store.error", "error": first_line(exc)},
             )
         await self.observability.aclose()  # after the abandoned events, so their alerts go out
+        self.store_thread.close()
         self.store.dispose()
         self.lock.release()
         log.info("daemon stopped", extra={"action": "daemon.stop", "abandoned": len(left)})
 
-    def _abandon_at_shutdown(self, run_ids: list[int]) -> None:
-        if not run_ids:
-            return
-        self.store.abandon_runs(
-            run_ids,
-            f"abandoned: still running when the daemon stopped (after waiting "
-            f"{self.config.daemon.shutdown_timeout:g} s)",
-        )
-        for run_id in run_ids:
-            row = self.store.run(run_id)
-            if row is not None:
-                self.events.publish(SlotEvent(
-                    job_id=row.job_id, status="abandoned", scheduled_at=row.scheduled_at,
-                    run_id=run_id, trigger=row.trigger, error=row.error,
-                ))
+    def _close_the_books(self, left: list[int]) -> None:
+        """In the store thread: runs cut short are abandoned; the daemon is stopped."""
+        if left:
+            self.store.abandon_runs(
+                left,
+                f"abandoned: still running when the daemon stopped (after waiting "
+                f"{self.config.daemon.shutdown_timeout:g} s)",
+            )
+            for run_id in left:
+                row = self.store.run(run_id)
+                if row is not None:
+                    self.events.publish(SlotEvent(
+                        job_id=row.job_id, status="abandoned", scheduled_at=row.scheduled_at,
+                        run_id=run_id, trigger=row.trigger, error=row.error,
+                    ))
+        self.store.daemon_stopped(self.daemon_id)
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, self.stop_requested.set)
-        loop.add_signal_handler(signal.SIGINT, self.stop_requested.set)
+        loop.add_signal_handler(signal.SIGTERM, self._request_stop)
+        loop.add_signal_handler(signal.SIGINT, self._request_stop)
         loop.add_signal_handler(signal.SIGHUP, self._request_reload)
+
+    def _request_stop(self) -> None:
+        self.stop_requested.set()
+        self.nudged.set()
 
     def _request_reload(self) -> None:
         self.reload_requested = True
+        self.nudged.set()
 
     # -- one step of the main loop ------------------------------------------------------
 
@@ -211,28 +276,39 @@ class Daemon(DaemonControl):
         if self.config.daemon.watch_config and self._mtime() != self._config_mtime:
             self.reload_requested = True
         if self.reload_requested and now >= self._reload_retry_at:
-            self.reload_requested = False
-            self.reload()
+            self._start_reload()
         try:
-            commands = await asyncio.to_thread(self.store.pending_commands)
+            commands = await self.store_thread.call(self.store.pending_commands)
             for command in commands:
                 await self.handle_command(command)
-            self.runner.flush_unrecorded()
             await self._beat(now)
             self._store_down_since = None
         except SQLAlchemyError as exc:
             self._store_unavailable(exc, now)
+
+    def _start_reload(self) -> None:
+        """A reload runs beside the main loop, so the watchdog and commands keep going."""
+        if self._reload_task is not None and not self._reload_task.done():
+            return
+        self.reload_requested = False
+        self._reload_task = asyncio.get_running_loop().create_task(self.reload(), name="reload")
+        self._reload_task.add_done_callback(lambda _: self.nudged.set())
 
     def _watchdog(self, now: float) -> None:
         # The watchdog vouches for the event loop turning and the scheduler being alive,
         # not for the store: a database outage must not get the daemon killed (it keeps
         # the books in memory and catches up when the store is back).
         interval = self.notifier.watchdog_interval()
-        if interval is None or now - self._last_watchdog < interval:
+        if interval is None:
+            return
+        # At every timed wake-up of the main loop (see _next_timer), so a ping never waits
+        # for a second one; 0.9: wake-ups come give or take a few microseconds.
+        step = min(interval, self.config.daemon.heartbeat_interval)
+        if now - self._last_watchdog < step * 0.9:
             return
         if self._running and self.engine.scheduler.running:
             self._last_watchdog = now
-            self.notifier.watchdog()
+            self.notifier.watchdog(self.status_line())
 
     def _store_unavailable(self, exc: Exception, now: float) -> None:
         if self._store_down_since is None:
@@ -248,15 +324,16 @@ class Daemon(DaemonControl):
             self.notifier.status(f"{self.status_line()}; store unavailable: {first_line(exc)}")
 
     async def _beat(self, now: float) -> None:
-        if now - self._last_beat < self.config.daemon.heartbeat_interval:
+        # A beat a little early is as good as on time: it shares this wake-up.
+        if now - self._last_beat < self.config.daemon.heartbeat_interval * 0.9:
             return
         self._last_beat = now
         status = self.status_line()
-        await asyncio.to_thread(self.store.beat, self.daemon_id, status)
+        await self.store_thread.call(self.store.beat, self.daemon_id, status)
         self.notifier.status(status)
-        if not await asyncio.to_thread(self.lock.still_held):
+        if not await self.store_thread.call(self.lock.still_held):
             log.error(
                 "another daemon took this store over while it was unreachable; stopping",
                 extra={"action": "daemon.lock_lost"},
             )
-            self.stop_requested.set()
+            self._request_stop()

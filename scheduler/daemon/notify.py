@@ -40,8 +40,9 @@ class Notifier:
     def status(self, status: str) -> bool:
         return self.send(f"STATUS={status}")
 
-    def watchdog(self) -> bool:
-        return self.send("WATCHDOG=1")
+    def watchdog(self, status: str | None = None) -> bool:
+        """Ping the watchdog, with the status line when given (one message, one wake-up)."""
+        return self.send("WATCHDOG=1", *([f"STATUS={status}"] if status else []))
 
     def reloading(self) -> bool:
         return self.send("RELOADING=1")

@@ -13,13 +13,16 @@ from dataclasses import dataclass, field
 from datetime import UTC
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.base import BaseTrigger
 
 from scheduler.config import JobSpec
 from scheduler.engine.legacy import FIRE_SLOT, upgrade_stored_jobs
-from scheduler.engine.scheduler import CronhostScheduler, SlotExecutor, SlotsDue
+from scheduler.engine.scheduler import CronhostScheduler, OnWake, SlotExecutor
 from scheduler.engine.triggers import trigger_for
 from scheduler.store import Store
 from scheduler.store.schema import APSCHEDULER_TABLE
+from scheduler.store.worker import StoreThread
 
 
 @dataclass
@@ -44,11 +47,13 @@ class Changes:
 
 
 class Engine:
-    def __init__(self, store: Store, on_due: SlotsDue) -> None:
+    def __init__(self, store: Store, on_wake: OnWake, store_thread: StoreThread) -> None:
         self._store = store
         self.scheduler = CronhostScheduler(
+            on_wake=on_wake,
+            store_thread=store_thread,
             jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename=APSCHEDULER_TABLE)},
-            executors={"default": SlotExecutor(on_due)},
+            executors={"default": SlotExecutor()},
             job_defaults={
                 # The runner sees every due slot and decides (grace, coalescing, overlap).
                 "coalesce": False,
@@ -69,9 +74,20 @@ class Engine:
         self.scheduler.resume()
         return changes
 
-    def apply(self, specs: Iterable[JobSpec], paused: set[str]) -> Changes:
-        changes = Changes()
+    def apply(
+        self, specs: Iterable[JobSpec], paused: set[str],
+        previous: Iterable[JobSpec] | None = None,
+    ) -> Changes:
+        """Bring the job store in line with ``specs``.
+
+        With ``previous`` (the specs the engine holds now, on a reload) only jobs whose
+        timing changed are touched; without it (start-up, or after a reload that failed
+        halfway) every stored job is read back and compared.
+        """
         wanted = {spec.id: spec for spec in specs if spec.enabled}
+        if previous is not None:
+            return self._apply_diff(wanted, {s.id: s for s in previous if s.enabled}, paused)
+        changes = Changes()
         existing = {job.id: job for job in self.scheduler.get_jobs()}
         for job_id in existing.keys() - wanted.keys():
             self.scheduler.remove_job(job_id)
@@ -80,18 +96,47 @@ class Engine:
             trigger = trigger_for(spec)
             job = existing.get(job_id)
             if job is None:
-                self.scheduler.add_job(
-                    FIRE_SLOT, trigger=trigger, args=[job_id], id=job_id, name=job_id,
-                    replace_existing=True,
-                )
+                self._add(spec, trigger, job_id in paused)
                 changes.added.append(job_id)
-            elif job.trigger != trigger:
+                continue
+            if job.trigger != trigger:
                 self.scheduler.reschedule_job(job_id, trigger=trigger)
                 changes.rescheduled.append(job_id)
             else:
                 changes.unchanged.append(job_id)
-            self.set_paused(job_id, job_id in paused)
+            if (job.next_run_time is None) != (job_id in paused):
+                self.set_paused(job_id, job_id in paused)
         return changes
+
+    def _apply_diff(
+        self, wanted: dict[str, JobSpec], before: dict[str, JobSpec], paused: set[str]
+    ) -> Changes:
+        changes = Changes()
+        for job_id in before.keys() - wanted.keys():
+            self.scheduler.remove_job(job_id)
+            changes.removed.append(job_id)
+        for job_id, spec in wanted.items():
+            old = before.get(job_id)
+            if old is None:
+                self._add(spec, trigger_for(spec), job_id in paused)
+                changes.added.append(job_id)
+            elif (old.schedule, old.every, old.timezone) != (spec.schedule, spec.every,
+                                                              spec.timezone):
+                self.scheduler.reschedule_job(job_id, trigger=trigger_for(spec))
+                self.set_paused(job_id, job_id in paused)
+                changes.rescheduled.append(job_id)
+            else:
+                changes.unchanged.append(job_id)
+        return changes
+
+    def _add(self, spec: JobSpec, trigger: BaseTrigger, paused: bool) -> None:
+        # A paused job is stored without a next fire time from the start: adding it and
+        # pausing it after would leave a moment in which its slot could fire.
+        options = {"next_run_time": None} if paused else {}
+        self.scheduler.add_job(
+            FIRE_SLOT, trigger=trigger, args=[spec.id], id=spec.id, name=spec.id,
+            replace_existing=True, **options,
+        )
 
     def set_paused(self, job_id: str, paused: bool) -> bool:
         """Pause keeps no next fire time, so paused slots are neither run nor counted missed."""
@@ -104,6 +149,11 @@ class Engine:
             self.scheduler.resume_job(job_id)
         return True
 
-    def shutdown(self) -> None:
+    async def shutdown(self) -> None:
+        """Stop firing: no wake-up starts after this, and one in progress has finished."""
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            # APScheduler's AsyncIOScheduler.shutdown only queues the real shutdown on the
+            # loop; the state must be STOPPED now, so no wake-up claims slots after it.
+            BaseScheduler.shutdown(self.scheduler, wait=False)
+            self.scheduler._stop_timer()
+        await self.scheduler.wait_idle()

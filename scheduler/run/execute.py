@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from jobs.http import AttemptReport, HttpJobRunner, HttpRequest
@@ -38,7 +38,13 @@ class JobExecutor:
         self._config = config
         self._builtins = dict(builtins or {})
 
-    async def run(self, spec: JobSpec, scheduled_at: datetime, key: str) -> Outcome:
+    async def run(
+        self, spec: JobSpec, scheduled_at: datetime, key: str, *,
+        on_start: Callable[[], None] | None = None, start_by: datetime | None = None,
+    ) -> Outcome:
+        """One slot of ``spec``. ``on_start`` is called when it really starts (its first
+        request is sent, its callable called); an HTTP slot that cannot get a place under
+        the in-flight limit before ``start_by`` ends ``missed``."""
         if spec.kind == "python":
             assert spec.call is not None
             context = CallContext(
@@ -46,6 +52,8 @@ class JobExecutor:
                 logger=get_logger(f"job.{spec.id}"),
             )
             function = self._builtins.get(spec.call) or resolve_callable(spec.call)
+            if on_start is not None:
+                on_start()
             return await run_callable(function, context, spec.deadline)
         assert spec.url is not None
         secrets = self._config().secrets
@@ -61,9 +69,13 @@ class JobExecutor:
             timeout=spec.timeout,
             deadline=spec.deadline,
             retries=spec.retries,
+            start_within=(
+                max(0.0, (start_by - datetime.now(UTC)).total_seconds()) if start_by else None
+            ),
         )
         return await self._http.run(
-            request, on_attempt=functools.partial(_log_attempt, spec.id, scheduled_at, key)
+            request, on_attempt=functools.partial(_log_attempt, spec.id, scheduled_at, key),
+            on_start=on_start,
         )
 
 

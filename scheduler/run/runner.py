@@ -1,14 +1,15 @@
-"""What happens to a due slot: claim it, run it, record it.
+"""What happens to due slots: decide, claim in one transaction, dispatch, record.
 
-Called on the event loop by the engine's SlotExecutor with all due fire times of
-one job. ``decide`` says which slot runs and which are ``missed``; then:
-
-* a slot that comes while the job's previous run still runs → ``skipped``;
-* a slot already claimed (by us before a crash, or by another daemon) → nothing;
-* otherwise the slot is claimed (its UNIQUE row), executed and recorded.
-
-The claim is written before APScheduler advances the job's next fire time, so a
-crash between the two leaves a claimed slot (later ``abandoned``), never a lost one.
+The engine calls :meth:`SlotRunner.on_wake` once per wake-up with every job that
+fell due. For each job ``decide`` says which slot runs and which are ``missed``;
+a slot that comes while the job's previous run still runs (or still waits for
+its turn) is ``skipped``. Then ONE store transaction writes every slot's row
+(UNIQUE per slot: a slot claimed before, by us before a crash or by another
+daemon, is not claimed again) and every job's next fire time. Only then do the
+claimed slots start, as tasks on the event loop, each waiting ``queued`` for a
+free place under the in-flight limit; it is ``running`` from the moment its
+first request is handed to the connection (or its callable is called), and
+lateness counts to that moment. Outcomes go to the group-commit writer.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from jobs.outcome import Outcome, RunStatus
 from jobs.redact import redact
 from scheduler.config import Config, JobSpec
@@ -29,13 +28,20 @@ from scheduler.logs import get_logger
 from scheduler.run.decide import decide
 from scheduler.run.events import EventBus, SlotEvent
 from scheduler.run.execute import JobExecutor
-from scheduler.run.record import MissedSlots, finish_with_retry
+from scheduler.run.writer import RunWriter
 from scheduler.schedule import slot_key
 from scheduler.store import Store
+from scheduler.store.batch import FinishedRun, MissedBatch, StartedRun
+from scheduler.store.rows import JobAdvance, SlotClaim
+from scheduler.store.worker import StoreThread
 
 __all__ = ["SlotRunner"]
 
 log = get_logger("run")
+
+SKIPPED_RUNNING = "skipped: the previous run of this job was still running"
+SKIPPED_QUEUED = ("skipped: the previous slot of this job was still queued, waiting for a free "
+                  "place under [daemon] max_in_flight")
 
 
 @dataclass
@@ -44,89 +50,116 @@ class SlotRunner:
     config: Callable[[], Config]
     executor: JobExecutor
     daemon_id: str
+    store_thread: StoreThread = field(default_factory=StoreThread)
+    events: EventBus = field(default_factory=EventBus)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    events: EventBus = field(default_factory=EventBus)
 
     def __post_init__(self) -> None:
+        self.writer = RunWriter(self.store, self.store_thread, self.events)
         self.in_flight: dict[int, asyncio.Task[None]] = {}
-        self.running_jobs: Counter[str] = Counter()
-        self.missed = MissedSlots(self.store, self.daemon_id, self.events)
+        self.running_jobs: Counter[str] = Counter()  # started, not finished
+        self.queued_jobs: Counter[str] = Counter()  # claimed, waiting for a free place
         self.accepting = True
 
     # -- due slots ----------------------------------------------------------------------
 
-    def on_due(self, job_id: str, run_times: list[datetime]) -> None:
-        spec = self.config().job(job_id)
-        if spec is None or not spec.enabled or not self.accepting:
-            log.warning(
-                "due slot of a job that is not (or no longer) configured; not run",
-                extra={"action": "run.unknown_job", "job": job_id},
-            )
-            return
+    async def on_wake(self, advances: list[JobAdvance]) -> None:
+        """Claim what is due and advance every job, in one transaction; then dispatch.
+
+        Raises the store's error when the transaction fails: then nothing was written,
+        and the engine tries the same slots again at its next wake-up.
+        """
         now = self.now()
-        decision = decide(spec, run_times, now, self.started_at)
-        for missed in decision.missed:
-            self.missed.record(job_id, missed.slots, missed.reason)
-        if decision.to_run is not None:
-            self._claim_and_start(spec, decision.to_run, "schedule", now)
+        config = self.config()
+        claims: list[tuple[JobSpec, SlotClaim]] = []
+        missed: list[MissedBatch] = []
+        for advance in advances:
+            spec = config.job(advance.job_id)
+            if spec is None or not spec.enabled or not self.accepting:
+                # Its schedule still moves on (in the same transaction), so it is not due
+                # again at every wake-up; a reload removes it from the engine.
+                log.warning(
+                    "due slot of a job that is not (or no longer) configured; not run",
+                    extra={"action": "run.unknown_job", "job": advance.job_id},
+                )
+                continue
+            decision = decide(spec, advance.run_times, now, self.started_at)
+            missed += [MissedBatch(spec.id, m.slots, m.reason) for m in decision.missed]
+            if decision.to_run is not None:
+                claims.append((spec, self._claim(spec, decision.to_run, "schedule")))
+        await self._commit_and_start(claims, missed, advances, now)
 
-    def flush_unrecorded(self) -> None:
-        """Called by the daemon loop: write what the store could not take earlier."""
-        self.missed.flush()
+    def _claim(self, spec: JobSpec, scheduled_at: datetime, trigger: str,
+               key: str | None = None) -> SlotClaim:
+        reason = None
+        if not spec.allow_overlap:
+            if self.running_jobs[spec.id]:
+                reason = SKIPPED_RUNNING
+            elif self.queued_jobs[spec.id]:
+                reason = SKIPPED_QUEUED
+        return SlotClaim(
+            job_id=spec.id, trigger=trigger, scheduled_at=scheduled_at,
+            idempotency_key=key or slot_key(spec.id, scheduled_at, trigger),
+            status=RunStatus.SKIPPED.value if reason else RunStatus.QUEUED.value, error=reason,
+        )
 
-    def _claim_and_start(
-        self, spec: JobSpec, scheduled_at: datetime, trigger: str, now: datetime,
-        key: str | None = None,
-    ) -> int | None:
-        key = key or slot_key(spec.id, scheduled_at, trigger)
-        overlapping = self.running_jobs[spec.id] > 0 and not spec.allow_overlap
-        try:
-            run_id = self.store.claim(
-                job_id=spec.id,
-                trigger=trigger,
-                scheduled_at=scheduled_at,
-                idempotency_key=key,
-                daemon_id=self.daemon_id,
-                started_at=now,
-                status=RunStatus.SKIPPED if overlapping else RunStatus.RUNNING,
-                error="skipped: the previous run of this job was still running" if overlapping else None,
-            )
-        except SQLAlchemyError as exc:
-            self.missed.store_down(exc, spec.id, [scheduled_at], "not run: could not claim the slot")
-            return None
-        lateness_ms = int((now - scheduled_at).total_seconds() * 1000)
-        if run_id is None:
-            log.info(
-                "slot already claimed; not run again",
-                extra={"action": "run.already_claimed", "job": spec.id, "slot": scheduled_at.isoformat()},
-            )
-            return None
-        if overlapping:
-            self.events.publish(SlotEvent(
-                job_id=spec.id, status=RunStatus.SKIPPED.value, scheduled_at=scheduled_at,
-                run_id=run_id, trigger=trigger, lateness_ms=lateness_ms,
-                error="the previous run of this job was still running",
-            ))
-            log.warning(
-                "slot skipped: previous run still running",
-                extra={"action": "run.skipped", "job": spec.id, "slot": scheduled_at.isoformat(),
-                       "run_id": run_id},
-            )
-            return run_id
-        log.info(
-            "run started",
-            extra={"action": "run.start", "job": spec.id, "slot": scheduled_at.isoformat(),
-                   "run_id": run_id, "trigger": trigger, "lateness_ms": lateness_ms,
-                   "idempotency_key": key},
+    async def _commit_and_start(
+        self, claims: list[tuple[JobSpec, SlotClaim]], missed: list[MissedBatch],
+        advances: list[JobAdvance], now: datetime,
+    ) -> dict[int, SlotClaim]:
+        """Write the wake-up; start what was claimed. Returns the claims written, by run id."""
+        claimed, recorded = await self.store_thread.call(
+            self.store.commit_wakeup, [claim for _, claim in claims], missed, advances,
+            daemon_id=self.daemon_id, now=now,
         )
-        self.running_jobs[spec.id] += 1
-        task = asyncio.get_running_loop().create_task(
-            self._execute(run_id, spec, scheduled_at, key, trigger, lateness_ms),
-            name=f"run-{spec.id}-{run_id}",
+        for batch in missed:
+            self._announce_missed(batch, recorded.get(batch.job_id, 0))
+        written: dict[int, SlotClaim] = {}
+        for spec, claim in claims:
+            run_id = claimed.get((claim.job_id, claim.trigger, claim.scheduled_at))
+            if run_id is None:
+                log.info(
+                    "slot already claimed; not run again",
+                    extra={"action": "run.already_claimed", "job": spec.id,
+                           "slot": claim.scheduled_at.isoformat()},
+                )
+                continue
+            written[run_id] = claim
+            if claim.status == RunStatus.SKIPPED.value:
+                self._announce_skipped(claim, run_id)
+            else:
+                self._start(spec, claim, run_id)
+        return written
+
+    def _announce_missed(self, batch: MissedBatch, recorded: int) -> None:
+        # Only what was really recorded: a slot that had a row already (it ran after all,
+        # or was recorded before) must not raise a second alert.
+        if not recorded:
+            return
+        slots = sorted(batch.slots)
+        self.events.publish(SlotEvent(
+            job_id=batch.job_id, status=RunStatus.MISSED.value, scheduled_at=slots[-1],
+            error=batch.reason, slot_count=recorded,
+        ))
+        log.warning(
+            "slots recorded as missed",
+            extra={"action": "run.missed", "job": batch.job_id, "count": recorded,
+                   "first_slot": slots[0].isoformat(), "last_slot": slots[-1].isoformat(),
+                   "reason": batch.reason},
         )
-        self.in_flight[run_id] = task
-        return run_id
+
+    def _announce_skipped(self, claim: SlotClaim, run_id: int) -> None:
+        reason = (claim.error or "").removeprefix("skipped: ")
+        self.events.publish(SlotEvent(
+            job_id=claim.job_id, status=RunStatus.SKIPPED.value, scheduled_at=claim.scheduled_at,
+            run_id=run_id, trigger=claim.trigger, error=reason,
+        ))
+        log.warning(
+            f"slot skipped: {reason}",
+            extra={"action": "run.skipped", "job": claim.job_id,
+                   "slot": claim.scheduled_at.isoformat(), "run_id": run_id},
+        )
 
     async def trigger_now(self, job_id: str, idempotency_key: str | None = None) -> int | None:
         """Run a job now (`cronhost trigger`): a manual slot of its own, recorded like any run.
@@ -138,22 +171,55 @@ class SlotRunner:
         if spec is None:
             return None
         now = self.now()
-        return self._claim_and_start(spec, now, "manual", now, idempotency_key)
+        claim = self._claim(spec, now, "manual", idempotency_key)
+        claimed = await self._commit_and_start([(spec, claim)], [], [], now)
+        return next(iter(claimed), None)
 
     # -- one run ------------------------------------------------------------------------
 
-    async def _execute(
-        self, run_id: int, spec: JobSpec, scheduled_at: datetime, key: str, trigger: str,
-        lateness_ms: int,
-    ) -> None:
-        started = time.monotonic()
+    def _start(self, spec: JobSpec, claim: SlotClaim, run_id: int) -> None:
+        self.queued_jobs[spec.id] += 1
+        self.in_flight[run_id] = asyncio.get_running_loop().create_task(
+            self._execute(run_id, spec, claim), name=f"run-{spec.id}-{run_id}"
+        )
+
+    async def _execute(self, run_id: int, spec: JobSpec, claim: SlotClaim) -> None:
+        scheduled_at, key = claim.scheduled_at, claim.idempotency_key
+        began: dict[str, float] = {}
+        lateness: dict[str, int] = {}
+
+        def on_start() -> None:
+            # The first request is on its way (or the callable is called): from here the
+            # run is `running`, its timeout and deadline count, and lateness is measured.
+            began["monotonic"] = time.monotonic()
+            started_at = self.now()
+            late = int((started_at - scheduled_at).total_seconds() * 1000)
+            lateness["ms"] = late
+            self.queued_jobs[spec.id] -= 1
+            self.running_jobs[spec.id] += 1
+            self.writer.started(StartedRun(run_id, started_at, late))
+            log.info(
+                "run started",
+                extra={"action": "run.start", "job": spec.id, "slot": scheduled_at.isoformat(),
+                       "run_id": run_id, "trigger": claim.trigger, "lateness_ms": late,
+                       "idempotency_key": key},
+            )
+
+        start_by = (scheduled_at if claim.trigger == "schedule" else self.now()) + (
+            spec.misfire_grace)
         try:
-            outcome = await self.executor.run(spec, scheduled_at, key)
+            outcome = await self.executor.run(spec, scheduled_at, key, on_start=on_start,
+                                              start_by=start_by)
         except Exception as exc:  # noqa: BLE001 - a bug in a kind must not kill the daemon
             outcome = Outcome(RunStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
         finally:
-            self.running_jobs[spec.id] -= 1
-        duration_ms = int((time.monotonic() - started) * 1000)
+            if "monotonic" in began:
+                self.running_jobs[spec.id] -= 1
+            else:
+                self.queued_jobs[spec.id] -= 1
+            self.in_flight.pop(run_id, None)
+        duration_ms = (int((time.monotonic() - began["monotonic"]) * 1000)
+                       if "monotonic" in began else None)
         secrets = self.config().secrets.values_for_redaction()
         if outcome.error:
             outcome = replace(outcome, error=redact(outcome.error, secrets))
@@ -163,30 +229,21 @@ class SlotRunner:
             20 if outcome.status is RunStatus.OK else 30,
             "run finished",
             extra={"action": "run.finish", "job": spec.id, "slot": scheduled_at.isoformat(),
-                   "run_id": run_id, "trigger": trigger, "idempotency_key": key,
+                   "run_id": run_id, "trigger": claim.trigger, "idempotency_key": key,
                    "status": outcome.status.value,
                    "attempts": outcome.attempts, "http_status": outcome.http_status,
-                   "duration_ms": duration_ms, "lateness_ms": lateness_ms,
+                   "duration_ms": duration_ms, "lateness_ms": lateness.get("ms"),
                    "error": outcome.error},
         )
-        try:
-            await finish_with_retry(self.store, run_id, outcome, self.now, duration_ms)
-        except asyncio.CancelledError:
-            log.error(
-                "run finished but the store could not record it before shutdown; its row stays "
-                "`running` and the next start marks it abandoned: this log line has the outcome",
-                extra={"action": "run.unrecorded", "job": spec.id, "run_id": run_id,
-                       "slot": scheduled_at.isoformat(), "status": outcome.status.value},
-            )
-            raise
-        finally:
-            self.in_flight.pop(run_id, None)
-        self.events.publish(SlotEvent(
-            job_id=spec.id, status=outcome.status.value, scheduled_at=scheduled_at,
-            run_id=run_id, trigger=trigger, attempts=outcome.attempts,
-            http_status=outcome.http_status, duration_ms=duration_ms, lateness_ms=lateness_ms,
-            error=outcome.error,
-        ))
+        self.writer.finished(
+            FinishedRun(run_id, spec.id, outcome, self.now(), duration_ms),
+            SlotEvent(
+                job_id=spec.id, status=outcome.status.value, scheduled_at=scheduled_at,
+                run_id=run_id, trigger=claim.trigger, attempts=outcome.attempts,
+                http_status=outcome.http_status, duration_ms=duration_ms,
+                lateness_ms=lateness.get("ms"), error=outcome.error,
+            ),
+        )
 
     # -- shutdown -----------------------------------------------------------------------
 

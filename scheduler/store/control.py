@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, select, update
 
+from scheduler.store.doorbell import notify_in, ring_socket
 from scheduler.store.rows import Command, DaemonInfo, command_from_row, utcnow
 from scheduler.store.schema import commands, daemons
 
@@ -29,12 +30,16 @@ class ControlTables:
         self, kind: str, job_id: str | None, requested_by: str = "cli",
         slot: datetime | None = None,
     ) -> int:
+        """Write a command for the daemon and ring its doorbell (see store.doorbell)."""
         with self.engine.begin() as conn:
             result = conn.execute(commands.insert().values(
                 kind=kind, job_id=job_id, requested_at=utcnow(), requested_by=requested_by,
                 state="pending", slot=slot,
             ))
-            return int(result.inserted_primary_key[0])  # type: ignore[index]
+            notify_in(conn)
+            command_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        ring_socket(self.engine)
+        return command_id
 
     def pending_commands(self) -> list[Command]:
         with self.engine.connect() as conn:

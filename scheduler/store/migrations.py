@@ -34,8 +34,15 @@ def _v4_command_slot(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE commands ADD COLUMN slot TIMESTAMP"))
 
 
+def _v5_claimed_at(conn: Connection) -> None:
+    # v5: a claimed slot waits `queued` for a free place before it starts.
+    conn.execute(text("ALTER TABLE runs ADD COLUMN claimed_at TIMESTAMP"))
+
+
 # MIGRATIONS[n] upgrades a store from version n + 1 to n + 2 (version 1 is the first release).
-MIGRATIONS: list[Migration] = [_v2_missed_slot_ranges, _v3_daemon_status_line, _v4_command_slot]
+MIGRATIONS: list[Migration] = [
+    _v2_missed_slot_ranges, _v3_daemon_status_line, _v4_command_slot, _v5_claimed_at,
+]
 LATEST_VERSION = len(MIGRATIONS) + 1
 
 

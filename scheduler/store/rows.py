@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 __all__ = [
-    "HEARTBEAT_STALE_AFTER", "Command", "DaemonInfo", "JobRow", "RunRow", "command_from_row",
+    "HEARTBEAT_STALE_AFTER", "Command", "DaemonInfo", "JobAdvance", "JobRow", "RunRow",
+    "SlotClaim", "command_from_row",
     "iso", "run_from_row", "utcnow",
 ]
 
+# Beats come every [daemon] heartbeat_interval (at most 10 s): three missed beats = gone.
 HEARTBEAT_STALE_AFTER = timedelta(seconds=30)
 
 
@@ -33,6 +35,7 @@ class RunRow:
     status: str
     attempts: int
     http_status: int | None
+    claimed_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
     duration_ms: int | None
@@ -48,10 +51,43 @@ class RunRow:
     def to_json(self) -> dict[str, Any]:
         """The stable `--json` form: scripts parse these names (README lists them)."""
         row = asdict(self)
-        return {
+        shown: dict[str, Any] = {
             key: iso(value) if isinstance(value, datetime) else value
             for key, value in row.items()
         }
+        # How long the slot waited for a free place after it was claimed.
+        shown["queued_ms"] = (
+            int((self.started_at - self.claimed_at).total_seconds() * 1000)
+            if self.started_at is not None and self.claimed_at is not None else None
+        )
+        return shown
+
+
+@dataclass(frozen=True)
+class JobAdvance:
+    """One due job in a wake-up: its due fire times, and where its schedule goes next.
+
+    The engine builds these; the claim transaction writes ``job_state`` (APScheduler's
+    pickled job, with ``next_run_time`` moved on) in the same transaction as the slots'
+    rows, or removes the job when ``next_run_time`` is None.
+    """
+
+    job_id: str
+    run_times: list[datetime]
+    next_run_time: datetime | None
+    job_state: bytes | None
+
+
+@dataclass(frozen=True)
+class SlotClaim:
+    """A slot to write in the claim transaction: `queued` to run, or already decided."""
+
+    job_id: str
+    trigger: str
+    scheduled_at: datetime
+    idempotency_key: str
+    status: str  # queued, skipped or missed
+    error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobs.outcome import Outcome, RunStatus
@@ -165,9 +165,14 @@ class RunsTable:
         conn.execute(update(job_state).where(job_state.c.job_id == job_id).values(**values))
 
     def abandon_running(self, reason: str, *, except_daemon: str | None = None) -> list[RunRow]:
-        """Mark runs left `running` by a daemon that is gone as `abandoned`."""
+        """Mark runs a daemon that is gone left in flight (`queued` or `running`) `abandoned`.
+
+        A `queued` one too: its start may have been on its way to the store when the
+        daemon died, so whether it was sent is not known.
+        """
         now = utcnow()
-        condition = runs.c.status == RunStatus.RUNNING.value
+        condition: ColumnElement[bool] = runs.c.status.in_(
+            (RunStatus.QUEUED.value, RunStatus.RUNNING.value))
         if except_daemon is not None:
             condition = and_(
                 condition, or_(runs.c.daemon_id.is_(None), runs.c.daemon_id != except_daemon)
@@ -187,14 +192,23 @@ class RunsTable:
         return [run_from_row(row) for row in rows]
 
     def abandon_runs(self, run_ids: Iterable[int], reason: str) -> None:
+        """At shutdown: runs cut short are `abandoned`; slots that never started are `missed`."""
         ids = list(run_ids)
         if not ids:
             return
+        now = utcnow()
         with self.engine.begin() as conn:
             conn.execute(
                 update(runs)
                 .where(runs.c.id.in_(ids), runs.c.status == RunStatus.RUNNING.value)
-                .values(status=RunStatus.ABANDONED.value, finished_at=utcnow(), error=reason)
+                .values(status=RunStatus.ABANDONED.value, finished_at=now, error=reason)
+            )
+            conn.execute(
+                update(runs)
+                .where(runs.c.id.in_(ids), runs.c.status == RunStatus.QUEUED.value)
+                .values(status=RunStatus.MISSED.value, finished_at=now,
+                        error="not run: the daemon stopped before this slot got a place to "
+                              "run ([daemon] max_in_flight)")
             )
 
     def run(self, run_id: int) -> RunRow | None:

@@ -69,6 +69,10 @@ runs = Table(
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("http_status", Integer),
+    # claimed_at: when the daemon took the slot (its row was written, status `queued`);
+    # started_at: when the first attempt's request was handed to the connection (or the
+    # callable was called), status `running`. lateness_ms counts to started_at.
+    Column("claimed_at", UTCDateTime),
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
     Column("duration_ms", Integer),

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler.errors import SchemaError, StoreError, first_line
 from scheduler.store import migrations
+from scheduler.store.batch import BatchWrites
 from scheduler.store.control import ControlTables
 from scheduler.store.database import create_store_engine, describe_url
 from scheduler.store.job_state import JobStateTable
@@ -20,7 +21,7 @@ from scheduler.store.runs import RunsTable
 __all__ = ["Store"]
 
 
-class Store(RunsTable, JobStateTable, ControlTables):
+class Store(RunsTable, BatchWrites, JobStateTable, ControlTables):
     """One database holding runs, job state, commands and daemon heartbeats."""
 
     def __init__(self, url: str) -> None:
