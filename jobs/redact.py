@@ -30,7 +30,7 @@ import codecs
 import html.entities
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -65,71 +65,67 @@ _TOKEN = re.compile(
     r"|%(?P<pct>[0-9a-fA-F]{2}(?:%[0-9a-fA-F]{2})*)"
 )
 _ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+# The escapes met most, by table: an HTML page can hold hundreds.
+_COMMON = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&#39;": "'", "&#x27;": "'"}
+_COMMON |= {"&#34;": '"', "&#38;": "&", "\\\\": "\\", "\\/": "/", '\\"': '"'}
 _BASE64_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
 
 
 class _Canonical:
     """``text`` with escapes decoded, and where each of its characters came from.
 
-    The mapping is kept per segment, not per character: a plain stretch maps
-    one to one, a decoded escape maps all its characters to the whole escape.
+    The mapping is kept per decoded escape, not per character: the text
+    between two escapes maps one to one.
     """
 
     def __init__(self, original: str) -> None:
         self.text = original
-        # Per segment: where it starts in ``text`` (None: nothing was decoded),
-        # and (original start, original end, plain?).
-        self._starts: list[int] | None = None
-        self._segments: list[tuple[int, int, bool]] = []
+        # Per escape: where its characters start in ``text``, and (its start and
+        # end in the original, how many characters it decoded to).
+        self._starts: list[int] = []
+        self._escapes: list[tuple[int, int, int]] = []
         if _may_escape(original):
             self._decode_all(original)
         self.lower = _lower(self.text)
 
     @property
     def decoded(self) -> bool:
-        return self._starts is not None
+        return bool(self._starts)
 
     def _decode_all(self, original: str) -> None:
         parts: list[str] = []
-        starts: list[int] = []
-        length = 0
-
-        def emit(chars: str, begin: int, end: int, plain: bool) -> None:
-            nonlocal length
-            parts.append(chars)
-            starts.append(length)
-            self._segments.append((begin, end, plain))
-            length += len(chars)
-
-        pos = 0
+        pos = length = 0
         for match in _TOKEN.finditer(original):
             begin, end = match.span()
-            if begin > pos:
-                emit(original[pos:begin], pos, begin, True)
-            pos = end
-            groups = match.groups()
-            if groups[-1] is not None:
-                _decode_percent(match.group(), begin, emit)
-                continue
-            decoded = _decode(groups[:-1])
-            if decoded:
-                emit(decoded, begin, end, False)
+            decoded = _COMMON.get(match.group())
+            if decoded is not None:
+                pieces: list[tuple[str, int, int]] = [(decoded, begin, end)]
+            elif (groups := match.groups())[-1] is not None:
+                pieces = _decode_percent(match.group(), begin)
+            elif decoded := _decode(groups[:-1]):
+                pieces = [(decoded, begin, end)]
             else:  # "&foo;" and the like: plain text after all
-                emit(match.group(), begin, end, True)
-        if pos < len(original):
-            emit(original[pos:], pos, len(original), True)
+                continue
+            parts.append(original[pos:begin])
+            length += begin - pos
+            for chars, first, last in pieces:
+                parts.append(chars)
+                self._starts.append(length)
+                self._escapes.append((first, last, len(chars)))
+                length += len(chars)
+            pos = end
+        parts.append(original[pos:])
         self.text = "".join(parts)
-        self._starts = starts
 
     def _origin(self, index: int) -> tuple[int, int]:
-        if self._starts is None:
+        escape = bisect_right(self._starts, index) - 1
+        if escape < 0:
             return index, index + 1
-        segment = bisect_right(self._starts, index) - 1
-        begin, end, plain = self._segments[segment]
-        if plain:
-            begin += index - self._starts[segment]
-            return begin, begin + 1
-        return begin, end
+        begin, end, size = self._escapes[escape]
+        past = index - self._starts[escape] - size
+        if past < 0:
+            return begin, end
+        return end + past, end + past + 1
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """The stretch of the original that canonical ``[start:end]`` came from."""
@@ -180,17 +176,19 @@ def _decode(groups: tuple[str | None, ...]) -> str | None:
     return chr(code) if code <= 0x10FFFF else None
 
 
-def _decode_percent(run: str, begin: int, emit: Callable[[str, int, int, bool], None]) -> None:
-    # A run of %XX is UTF-8: a character may take several escapes, and each
-    # decoded character must map to all of them.
+def _decode_percent(run: str, begin: int) -> list[tuple[str, int, int]]:
+    """A run of %XX as UTF-8: (characters, start, end) for each character, which
+    may take several escapes."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pieces = []
     first = begin
     for index in range(0, len(run), 3):
         if out := decoder.decode(bytes.fromhex(run[index + 1 : index + 3])):
-            emit(out, first, begin + index + 3, False)
+            pieces.append((out, first, begin + index + 3))
             first = begin + index + 3
     if out := decoder.decode(b"", final=True):
-        emit(out, first, begin + len(run), False)
+        pieces.append((out, first, begin + len(run)))
+    return pieces
 
 
 class _Targets:
