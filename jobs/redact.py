@@ -313,11 +313,12 @@ class _Finder:
 
     def _widen(self, hay: str, span: tuple[int, int]) -> tuple[int, int]:
         start, end = span
-        for edge in self.edges:
-            if edge.lead and start > 0 and hay.startswith(edge.head, start):
-                start -= hay[start - 1] in _BASE64_ALPHABET
-            if edge.trail and end < len(hay) and hay.endswith(edge.tail, 0, end):
-                end += hay[end] in _BASE64_ALPHABET
+        # One character at most each side (a core without + or / is its own
+        # URL-safe twin, so two edges can match the same place).
+        if start > 0 and any(e.lead and hay.startswith(e.head, start) for e in self.edges):
+            start -= hay[start - 1] in _BASE64_ALPHABET
+        if end < len(hay) and any(e.trail and hay.endswith(e.tail, 0, end) for e in self.edges):
+            end += hay[end] in _BASE64_ALPHABET
         while end < len(hay) and hay[end] == "=":
             end += 1
         return start, end

@@ -315,3 +315,16 @@ def test_an_endpoint_echoing_the_secret_in_any_form_leaves_no_trace_in_the_outco
         assert outcome.data == {"authorization": outcome.message.removeprefix("you sent ")}
     if code == 500:
         assert outcome.error and outcome.error.startswith("HTTP 500 Internal Server Error")
+
+
+def test_base64_inside_a_blob_takes_one_character_of_its_neighbours_at_most() -> None:
+    # The character either side of the secret's own base64 mixes its bits with
+    # the neighbours' and goes too; the rest of the blob stays. "ABCDEF" has no
+    # + or / in base64, so its standard and URL-safe forms are the same string.
+    secret = "ABCDEF"
+    assert b64("x" + secret + "tail") == "eEFCQ0RFRnRhaWw="
+    assert redact("<eEFCQ0RFRnRhaWw=>", [secret]) == f"<e{REDACTED}RhaWw=>"
+    assert b64("xy" + secret + "tail") == "eHlBQkNERUZ0YWls"
+    assert redact("<eHlBQkNERUZ0YWls>", [secret]) == f"<eH{REDACTED}0YWls>"
+    assert b64(secret) == "QUJDREVG"
+    assert redact("<QUJDREVG>", [secret]) == f"<{REDACTED}>"
