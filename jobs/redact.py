@@ -10,15 +10,10 @@ So the search runs over a *canonical* copy of the text, in which HTML character
 references (``&amp;``, ``&#38;``, ``&#x26;``), JSON / JavaScript escapes
 (``\\/``, ``\\"``, ``\\u0026``, ``\\x26``) and URL escapes (``%26``, ``%C3%A9``)
 are decoded, twice over, each decoded character remembering the span of the
-original it came from. In that copy we look for, per secret:
-
-- the secret itself, lower-cased (with ``+`` for spaces, as ``quote_plus`` writes),
-  and any run of :data:`RUN` or more of its characters (a truncated echo);
-- its UTF-8 bytes in hex;
-- its base64 encodings, standard and URL-safe, padded or not, at all three
-  alignments (so ``base64("Bearer " + secret)`` is caught too), case-sensitive,
-  and any run of :data:`BASE64_RUN` or more characters of them.
-
+original it came from. In that copy we look for each secret, and any run of
+:data:`RUN` of its characters (a truncated echo): lower-cased (``+`` for spaces,
+as ``quote_plus`` writes), in hex, and in base64 (standard or URL-safe, padded
+or not, at all three alignments, so ``base64("Bearer " + secret)`` too).
 Every span found is cut out of the *original* text. Forms that escape only
 some characters are caught too: decoded, they all read the same.
 """
@@ -43,8 +38,9 @@ MIN_SECRET_LENGTH = 4
 # A run this long of a secret is the secret (cut short), not a coincidence:
 # nothing in ordinary text shares 12 characters in a row with a random token.
 RUN = 12
-# 16 base64 characters are 12 bytes, the same run in encoded form.
-BASE64_RUN = 16
+# 12 bytes of the secret anywhere in a blob give at least 15 characters made of
+# their bits alone (16 when they start on a 3-byte boundary): the same run, encoded.
+BASE64_RUN = 15
 # Under 6 characters a base64 fragment turns up by chance inside any blob
 # (inline images, other tokens); only secrets of 4 characters have none longer.
 BASE64_MIN = 6
@@ -154,8 +150,7 @@ def _may_escape(text: str) -> bool:
 
 
 def _lower(text: str) -> str:
-    # Indexes into the lower-cased copy must still be indexes into the text,
-    # and a few characters ("İ") lower-case to two.
+    # Indexes must stay the same, and a few characters ("İ") lower-case to two.
     low = text.lower()
     if len(low) == len(text):
         return low
@@ -194,10 +189,9 @@ def _decode_percent(run: str, begin: int) -> list[tuple[str, int, int]]:
 class _Targets:
     """Strings to find in one haystack: each whole, or any run of ``width`` of them.
 
-    Runs are found by sampling: every run of ``width`` characters holds, at a
-    position that is a multiple of ``step``, a ``gram`` of the target; only
-    those positions are looked up, and a hit is grown into the run around it.
-    That makes a few hundred set lookups of a 4 KB text, not 4000.
+    Runs are found by sampling: every run of ``width`` holds, at a multiple of
+    ``step``, a ``gram`` of the target; only those places are looked up (a few
+    hundred in 4 KB, not 4000), and a hit is grown into the run around it.
     """
 
     def __init__(self, width: int) -> None:
@@ -309,7 +303,12 @@ class _Finder:
         coded: list[tuple[int, int]] = []
         self.base64.find(canonical.text, coded)
         found.extend(self._widen(canonical.text, span) for span in _merge(coded))
-        return _merge([canonical.span(start, end) for start, end in _merge(found)])
+        spans = [canonical.span(start, end) for start, end in _merge(found)]
+        if canonical.layers[0].decoded:
+            # A secret holding "\\r" or "%41" shrinks when decoded: a cut-off
+            # echo of it can be a run in the text as given and not in the copy.
+            self.text[0].find(_lower(text), spans)
+        return _merge(spans)
 
     def _widen(self, hay: str, span: tuple[int, int]) -> tuple[int, int]:
         start, end = span
@@ -366,7 +365,9 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
 
 def redact_bytes(data: bytes, secrets: Iterable[str | None]) -> bytes:
     """:func:`redact` on raw bytes, before any decoding: a body in UTF-16 or with
-    invalid UTF-8 around a secret must not hide it from the search."""
+    invalid UTF-8 around a secret must not hide it from the search. Run
+    :func:`redact` on the decoded text as well: only there do non-ASCII
+    characters match whatever their case."""
     text = data.decode("latin-1")  # one character per byte, and back losslessly
     usable = _usable(secrets)
     if usable:
