@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from jobs.redact import redact
+from jobs.redact import reach, redact, redact_bytes
 from jobs.reply import ReplyFields, parse_json_object, reply_fields
 
 
@@ -63,8 +63,14 @@ def excerpt(body: bytes, limit: int, secret: str | None) -> str | None:
     """The first ``limit`` bytes of ``body`` as text, secrets redacted; None for an empty body."""
     if not body or limit <= 0:
         return None
-    # Redact over a window reaching one secret-length past the cut, so a secret
-    # that straddles it is still seen whole and does not leave its head behind.
-    overlap = len(secret.encode()) if secret else 0
-    text = redact(body[: limit + overlap].decode("utf-8", errors="replace"), [secret])
+    secrets = [secret]
+    # Redact over a window reaching past the cut far enough that a form of the
+    # secret starting before it (HTML entities take up to 12 bytes a character)
+    # is seen whole, or by a run long enough to be recognised.
+    window = body[: limit + reach(secrets)]
+    # Bytes first: decoding could hide a form from the text search (a UTF-16
+    # body, or U+FFFD where a non-ASCII secret's bytes were not UTF-8), and the
+    # bytes are what the endpoint actually sent.
+    window = redact_bytes(window, secrets)
+    text = redact(window.decode("utf-8", errors="replace"), secrets)
     return text.encode()[:limit].decode("utf-8", errors="ignore")

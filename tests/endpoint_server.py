@@ -40,8 +40,14 @@ Faults (all class-method constructors of :class:`Fault`):
     bad_json()                       200, application/json, a body that is not JSON
     huge(nbytes)                     200 streaming ``nbytes`` bytes; see ``bytes_sent(path)``
     non_utf8()                       200 text/plain with bytes that are not UTF-8
-    echo_secret()                    200 JSON whose message and data repeat the
-                                     request's Authorization header
+    echo_secret(how="json", code=200)
+                                     repeat the request's Authorization header back:
+                                     "json" in message and data (and error, for a code
+                                     >= 400); "php" the same with ``\\/`` escaping;
+                                     "lower" lower-cased; "base64" base64-encoded
+                                     (so ``base64("Bearer " + secret)``); "html" a
+                                     text/html page, HTML-escaped; "entities" a page
+                                     with every character a ``&#x..;`` reference
 
 Looking at what arrived:
     requests(path=None) -> list[RecordedRequest]   (method, path, query, headers,
@@ -58,7 +64,9 @@ Looking at what arrived:
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import html
 import json as jsonlib
 import socket
 import struct
@@ -66,7 +74,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -132,7 +140,8 @@ class Fault:
     headers: tuple[tuple[str, str], ...] = ()
     delay: float = 0.0
     nbytes: int = 0
-    echo_auth: bool = False
+    # How to echo the Authorization header back; "" for no echo.
+    echo_auth: str = ""
 
     @classmethod
     def ok(cls, json: Any = None) -> Fault:
@@ -199,8 +208,50 @@ class Fault:
         return cls(body=b"caf\xe9 \xff\xfe\x80 done", content_type="text/plain")
 
     @classmethod
-    def echo_secret(cls) -> Fault:
-        return cls(echo_auth=True)
+    def echo_secret(cls, how: str = "json", code: int = 200) -> Fault:
+        if how not in _ECHOES:
+            raise ValueError(f"echo_secret: how must be one of {sorted(_ECHOES)}, not {how!r}")
+        content_type = (
+            "text/html; charset=utf-8" if how in ("html", "entities") else "application/json"
+        )
+        return cls(code=code, echo_auth=how, content_type=content_type)
+
+
+def _echo_json(code: int, value: str, dumps: Callable[[Any], bytes] = _json_bytes) -> bytes:
+    reply: dict[str, Any] = {
+        "success": code < 400,
+        "message": f"you sent {value}",
+        "data": {"authorization": value},
+    }
+    if code >= 400:
+        reply["error"] = f"token {value} rejected"
+    return dumps(reply)
+
+
+def _echo_page(code: int, escaped: str) -> bytes:
+    title = f"{code} {HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else ''}"
+    return (
+        f"<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{title}</h1>"
+        f"<p>Request header Authorization: <code>{escaped}</code></p>"
+        "<p>Please try again later.</p></body></html>"
+    ).encode()
+
+
+def _echo_body(how: str, code: int, auth: str) -> bytes:
+    if how == "php":  # PHP's json_encode escapes every "/" as "\/"
+        return _echo_json(code, auth, lambda v: _json_bytes(v).replace(b"/", b"\\/"))
+    if how == "lower":
+        return _echo_json(code, auth.lower())
+    if how == "base64":
+        return _echo_json(code, base64.b64encode(auth.encode()).decode())
+    if how == "html":
+        return _echo_page(code, html.escape(auth))
+    if how == "entities":
+        return _echo_page(code, "".join(f"&#x{ord(c):x};" for c in auth))
+    return _echo_json(code, auth)
+
+
+_ECHOES = frozenset({"json", "php", "lower", "base64", "html", "entities"})
 
 
 @dataclass
@@ -331,9 +382,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(self, fault: Fault, record: RecordedRequest, path: str, count: int) -> None:
         if fault.echo_auth:
             auth = record.headers.get("authorization", "")
-            body = _json_bytes(
-                {"success": True, "message": f"you sent {auth}", "data": {"authorization": auth}}
-            )
+            body = _echo_body(fault.echo_auth, fault.code, auth)
         elif fault.body is None:
             default = {
                 "success": True,
