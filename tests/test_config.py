@@ -169,7 +169,7 @@ BAD_INPUTS = {
     "tiny misfire grace": ('[[jobs]]\nid = "a"\npath = "/a"\nschedule = "* * * * *"\nmisfire_grace = "1ms"\n',
                            ["job 'a'", "field 'misfire_grace'", "at least 1s"]),
     "slow heartbeat": ('[daemon]\nheartbeat_interval = "60s"\n',
-                       ["field 'daemon.heartbeat_interval'", "10s"]),
+                       ["field 'daemon.heartbeat_interval'", "15s"]),
     "store URL with a typo": ('[store]\nurl = "postgres ql://cronhost:hunter2pw@db/cronhost"\n',
                               ["field 'store.url'", "not a SQLAlchemy database URL"]),
 }

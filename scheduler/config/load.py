@@ -128,11 +128,11 @@ def _store(table: TableReader, path: Path) -> StoreSettings:
 
 def _daemon(table: TableReader) -> DaemonSettings:
     table.only({"shutdown_timeout", "max_in_flight", "watch_config", "heartbeat_interval"})
-    heartbeat = table.duration("heartbeat_interval", "10s").total_seconds()
-    # Readers call a daemon down when its heartbeat is older than 30 s: beat well inside.
-    # Each beat wakes an idle daemon, so the default is as long as that allows.
-    if not 1 <= heartbeat <= 10:
-        raise table.error("must be from 1s to 10s", "heartbeat_interval")
+    heartbeat = table.duration("heartbeat_interval", "15s").total_seconds()
+    # Readers call a daemon down when its heartbeat is older than 30 s: beat at least twice
+    # in that time. Each beat wakes an idle daemon, so the default is the longest allowed.
+    if not 1 <= heartbeat <= 15:
+        raise table.error("must be from 1s to 15s", "heartbeat_interval")
     return DaemonSettings(
         shutdown_timeout=table.duration("shutdown_timeout", "30s").total_seconds(),
         max_in_flight=table.integer("max_in_flight", 32, 1),

@@ -6,6 +6,7 @@ here; nothing downstream sees a raw TOML value.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -74,7 +75,7 @@ class DaemonSettings:
     shutdown_timeout: float = 30.0
     max_in_flight: int = 32
     watch_config: bool = False
-    heartbeat_interval: float = 10.0
+    heartbeat_interval: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,12 @@ class Config:
     secrets: SecretValues = field(default_factory=SecretValues, compare=False)
 
     def job(self, job_id: str) -> JobSpec | None:
-        return next((job for job in self.jobs if job.id == job_id), None)
+        return self._jobs_by_id.get(job_id)
+
+    @functools.cached_property
+    def _jobs_by_id(self) -> dict[str, JobSpec]:
+        # A wake-up with 1,000 due jobs looks each one up: a scan each would be O(n**2).
+        return {job.id: job for job in self.jobs}
 
 
 class LiveConfig:

@@ -31,7 +31,7 @@ from scheduler.errors import StoreError, first_line
 from scheduler.logs import get_logger
 from scheduler.observe import Observability
 from scheduler.run import EventBus, SlotEvent, SlotRunner
-from scheduler.store import Store
+from scheduler.store import Command, Store
 from scheduler.store.doorbell import Doorbell
 from scheduler.store.worker import StoreThread
 
@@ -68,6 +68,7 @@ class Daemon(DaemonControl):
         self.nudged = asyncio.Event()
         self.doorbell = Doorbell(store.engine, self.nudged.set)
         self._reload_task: asyncio.Task[object] | None = None
+        self._commands_task: asyncio.Task[None] | None = None
         self._engine_in_sync = True
         self.reload_requested = False
         self._config_mtime = self._mtime()
@@ -271,20 +272,62 @@ class Daemon(DaemonControl):
     # -- one step of the main loop ------------------------------------------------------
 
     async def tick(self) -> None:
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         self._watchdog(now)
         if self.config.daemon.watch_config and self._mtime() != self._config_mtime:
             self.reload_requested = True
         if self.reload_requested and now >= self._reload_retry_at:
             self._start_reload()
+        # A beat a little early is as good as on time: it shares this wake-up.
+        beat = now - self._last_beat >= self.config.daemon.heartbeat_interval * 0.9
+        if beat:
+            self._last_beat = now
+            if self.notifier.watchdog_interval() is None:
+                self.notifier.status(self.status_line())
+        # Handed to the store thread without waiting: an idle daemon's routine beat must
+        # not wake the loop again when it is written. It reports back only when there is
+        # something to do (commands, a lost lock, a store error, the store back).
+        self.store_thread.submit(self._housekeeping, loop, beat, self.status_line(),
+                                 self._store_down_since is not None)
+
+    def _housekeeping(
+        self, loop: asyncio.AbstractEventLoop, beat: bool, status: str, was_down: bool
+    ) -> None:
+        """In the store thread: the heartbeat, the lock's health, and pending commands."""
         try:
-            commands = await self.store_thread.call(self.store.pending_commands)
-            for command in commands:
-                await self.handle_command(command)
-            await self._beat(now)
-            self._store_down_since = None
+            if beat:
+                self.store.beat(self.daemon_id, status)
+            held = self.lock.still_held() if beat else True
+            commands = self.store.pending_commands()
         except SQLAlchemyError as exc:
-            self._store_unavailable(exc, now)
+            loop.call_soon_threadsafe(self._store_unavailable, exc, loop.time())
+            return
+        if commands or not held or was_down:
+            loop.call_soon_threadsafe(self._after_housekeeping, commands, held)
+
+    def _after_housekeeping(self, commands: list[Command], held: bool) -> None:
+        self._store_down_since = None
+        if not held:
+            log.error(
+                "another daemon took this store over while it was unreachable; stopping",
+                extra={"action": "daemon.lock_lost"},
+            )
+            self._request_stop()
+            return
+        if commands and (self._commands_task is None or self._commands_task.done()):
+            self._commands_task = asyncio.get_running_loop().create_task(
+                self._handle_commands(commands), name="commands")
+            # Commands that came meanwhile are picked up by one more look right after.
+            self._commands_task.add_done_callback(lambda _: self.nudged.set())
+
+    async def _handle_commands(self, commands: list[Command]) -> None:
+        for command in commands:
+            try:
+                await self.handle_command(command)
+            except SQLAlchemyError as exc:
+                self._store_unavailable(exc, asyncio.get_running_loop().time())
+                return
 
     def _start_reload(self) -> None:
         """A reload runs beside the main loop, so the watchdog and commands keep going."""
@@ -322,18 +365,3 @@ class Daemon(DaemonControl):
                        "down_for_s": round(now - self._store_down_since)},
             )
             self.notifier.status(f"{self.status_line()}; store unavailable: {first_line(exc)}")
-
-    async def _beat(self, now: float) -> None:
-        # A beat a little early is as good as on time: it shares this wake-up.
-        if now - self._last_beat < self.config.daemon.heartbeat_interval * 0.9:
-            return
-        self._last_beat = now
-        status = self.status_line()
-        await self.store_thread.call(self.store.beat, self.daemon_id, status)
-        self.notifier.status(status)
-        if not await self.store_thread.call(self.lock.still_held):
-            log.error(
-                "another daemon took this store over while it was unreachable; stopping",
-                extra={"action": "daemon.lock_lost"},
-            )
-            self._request_stop()

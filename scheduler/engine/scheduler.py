@@ -120,16 +120,17 @@ class CronhostScheduler(AsyncIOScheduler):  # type: ignore[misc]
         if self.state == STATE_PAUSED:
             return None
         now = datetime.now(UTC)
-        advances = await self._store_thread.call(self._collect_due, now)
+        advances, next_run = await self._store_thread.call(self._collect_due, now)
         if advances and self.state != STATE_STOPPED:
             await self._on_wake(advances)
-        next_run = await self._store_thread.call(self._next_run_time)
+            next_run = await self._store_thread.call(self._next_run_time)
         if next_run is None:
             return None
         return max(0.0, (next_run - datetime.now(UTC)).total_seconds())
 
-    def _collect_due(self, now: datetime) -> list[JobAdvance]:
-        """Every due job's fire times and its state once advanced (runs in the store thread)."""
+    def _collect_due(self, now: datetime) -> tuple[list[JobAdvance], datetime | None]:
+        """Every due job's fire times and its state once advanced, and, when nothing is due,
+        the next fire time (runs in the store thread; one round trip for an idle wake-up)."""
         advances: list[JobAdvance] = []
         with self._jobstores_lock:
             for jobstore in self._jobstores.values():
@@ -143,7 +144,7 @@ class CronhostScheduler(AsyncIOScheduler):  # type: ignore[misc]
                         job._modify(next_run_time=next_run)
                         state = pickle.dumps(job.__getstate__(), jobstore.pickle_protocol)
                     advances.append(JobAdvance(job.id, run_times, next_run, state))
-        return advances
+        return advances, (None if advances else self._next_run_time())
 
     def _next_run_time(self) -> datetime | None:
         with self._jobstores_lock:

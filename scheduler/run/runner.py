@@ -187,6 +187,7 @@ class SlotRunner:
         scheduled_at, key = claim.scheduled_at, claim.idempotency_key
         began: dict[str, float] = {}
         lateness: dict[str, int] = {}
+        started_row: list[StartedRun] = []
 
         def on_start() -> None:
             # The first request is on its way (or the callable is called): from here the
@@ -197,7 +198,8 @@ class SlotRunner:
             lateness["ms"] = late
             self.queued_jobs[spec.id] -= 1
             self.running_jobs[spec.id] += 1
-            self.writer.started(StartedRun(run_id, started_at, late))
+            started_row.append(StartedRun(run_id, started_at, late))
+            self.writer.started(started_row[0])
             log.info(
                 "run started",
                 extra={"action": "run.start", "job": spec.id, "slot": scheduled_at.isoformat(),
@@ -236,7 +238,8 @@ class SlotRunner:
                    "error": outcome.error},
         )
         self.writer.finished(
-            FinishedRun(run_id, spec.id, outcome, self.now(), duration_ms),
+            FinishedRun(run_id, spec.id, outcome, self.now(), duration_ms,
+                        started_row[0] if started_row else None),
             SlotEvent(
                 job_id=spec.id, status=outcome.status.value, scheduled_at=scheduled_at,
                 run_id=run_id, trigger=claim.trigger, attempts=outcome.attempts,

@@ -21,7 +21,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, LargeBinary, Unicode, bindparam, column, table, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    LargeBinary,
+    Unicode,
+    bindparam,
+    column,
+    func,
+    table,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jobs.outcome import Outcome, RunStatus
@@ -61,6 +71,7 @@ class FinishedRun:
     outcome: Outcome
     finished_at: datetime
     duration_ms: int | None
+    started: StartedRun | None = None  # None: it never started (missed while queued)
 
 
 class BatchWrites:
@@ -157,7 +168,12 @@ class BatchWrites:
     # -- group commit of runs -----------------------------------------------------------
 
     def write_runs(self, started: Sequence[StartedRun], finished: Sequence[FinishedRun]) -> None:
-        """Runs that started and runs that finished since the last commit, in one transaction."""
+        """Runs that started and runs that finished since the last commit, in one transaction.
+
+        A run that started and finished within one batch is written once, finished.
+        """
+        done = {run.run_id for run in finished}
+        started = [run for run in started if run.run_id not in done]
         with self.engine.begin() as conn:
             if started:
                 conn.execute(
@@ -172,6 +188,8 @@ class BatchWrites:
             if finished:
                 conn.execute(
                     update(runs).where(runs.c.id == bindparam("b_id")).values(
+                        started_at=func.coalesce(bindparam("b_started"), runs.c.started_at),
+                        lateness_ms=func.coalesce(bindparam("b_lateness"), runs.c.lateness_ms),
                         status=bindparam("b_status"), attempts=bindparam("b_attempts"),
                         http_status=bindparam("b_http"), finished_at=bindparam("b_finished"),
                         duration_ms=bindparam("b_duration"), error=bindparam("b_error"),
@@ -215,7 +233,9 @@ class BatchWrites:
 def _finished_values(run: FinishedRun) -> dict[str, Any]:
     outcome = run.outcome
     return dict(
-        b_id=run.run_id, b_status=outcome.status.value, b_attempts=outcome.attempts,
+        b_id=run.run_id, b_status=outcome.status.value,
+        b_started=run.started.started_at if run.started else None,
+        b_lateness=run.started.lateness_ms if run.started else None, b_attempts=outcome.attempts,
         b_http=outcome.http_status, b_finished=run.finished_at, b_duration=run.duration_ms,
         b_error=outcome.error, b_message=outcome.message, b_data=json_or_none(outcome.data),
         b_excerpt=outcome.response_excerpt,

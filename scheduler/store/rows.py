@@ -14,7 +14,7 @@ __all__ = [
     "iso", "run_from_row", "utcnow",
 ]
 
-# Beats come every [daemon] heartbeat_interval (at most 10 s): three missed beats = gone.
+# Beats come every [daemon] heartbeat_interval (at most 15 s): two missed beats = gone.
 HEARTBEAT_STALE_AFTER = timedelta(seconds=30)
 
 

@@ -32,6 +32,14 @@ class StoreThread:
             self._executor, functools.partial(function, *args, **kwargs)
         )
 
+    def submit(self, function: Callable[P, object], *args: P.args, **kwargs: P.kwargs) -> None:
+        """Queue ``function`` without waiting for it: its own code reports back if it must.
+
+        Awaiting a result wakes the event loop when it comes; routine writes (a heartbeat)
+        that have nothing to say should not.
+        """
+        self._executor.submit(function, *args, **kwargs)
+
     def close(self) -> None:
         """Let queued writes finish, then stop the thread."""
         self._executor.shutdown(wait=True)
