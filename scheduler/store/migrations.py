@@ -34,8 +34,15 @@ def _v4_command_slot(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE commands ADD COLUMN slot TIMESTAMP"))
 
 
+def _v5_paused_reason(conn: Connection) -> None:
+    # v5: auto_disable_after pauses a job itself and says why.
+    conn.execute(text("ALTER TABLE job_state ADD COLUMN paused_reason TEXT"))
+
+
 # MIGRATIONS[n] upgrades a store from version n + 1 to n + 2 (version 1 is the first release).
-MIGRATIONS: list[Migration] = [_v2_missed_slot_ranges, _v3_daemon_status_line, _v4_command_slot]
+MIGRATIONS: list[Migration] = [
+    _v2_missed_slot_ranges, _v3_daemon_status_line, _v4_command_slot, _v5_paused_reason,
+]
 LATEST_VERSION = len(MIGRATIONS) + 1
 
 
