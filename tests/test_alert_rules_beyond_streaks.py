@@ -125,10 +125,8 @@ def test_without_min_success_rate_a_flapping_job_stays_quiet() -> None:
 
 def test_rate_alerts_reach_a_real_webhook_once_per_window(endpoint: EndpointServer) -> None:
     clock = Clock()
-    settings = parse(min_success_rate=0.9, rate_runs=10, min_interval="15m", retries=0)
-    settings = ChannelSettings(index=1, type="webhook", rules=settings.rules, retries=0,
-                               webhook=type(settings.webhook)(  # type: ignore[misc]
-                                   url=endpoint.url + "/hook", url_secret=None))
+    settings = parse(url=endpoint.url + "/hook", min_success_rate=0.9, rate_runs=10,
+                     min_interval="15m", retries=0)
     route = Route(settings, AlertRules(settings.rules, lambda job_id: 3, clock),
                   WebhookChannel(settings.name, endpoint.url + "/hook", timeout=5,
                                  user_agent="cronhost/test"))
