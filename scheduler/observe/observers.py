@@ -62,7 +62,7 @@ class Observability:
         states = self._store.jobs()
         self._metrics_settings = config.metrics
         if config.metrics is not None:
-            self.metrics = Metrics()
+            self.metrics = Metrics(kind_of=self._job_kind)
             self.metrics.seed(states)
             self._serve_metrics(config.metrics)
         self._set_alert_routes(config)
@@ -130,6 +130,10 @@ class Observability:
             user_agent=self._user_agent, previous=self.alerts.routes,
         )
         self.alerts.replace_routes(routes)
+
+    def _job_kind(self, job_id: str) -> str | None:
+        spec = self._config().job(job_id)
+        return spec.kind if spec is not None else None
 
     def _auto_disable(self, job_id: str, reason: str) -> None:
         """Pause a job for auto_disable_after (in a thread): recorded with its reason first,
