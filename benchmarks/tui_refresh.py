@@ -59,7 +59,7 @@ def job_periods(shape: str) -> dict[str, float]:
         return {spec.id: 10.0 for spec in config.jobs}
     periods: dict[str, float] = {}
     for spec in config.jobs:
-        first, second = next_fire_times(spec.trigger(), 2, NOW)
+        first, second = next_fire_times(spec.timetable(), 2, NOW)
         periods[spec.id] = (second - first).total_seconds()
     return periods
 

@@ -117,9 +117,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("job", "schedule", "next run", "last", "when", "took", "state"),
         [(s.job_id, s.schedule, relative(s.next_run_at, now), s.last_status,
           relative(s.last_run_at, now), duration_ms(s.last_duration_ms),
-          "disabled" if not s.enabled else "paused" if s.paused else "active")
+          s.state)
          for s in statuses],
     ))
+    for s in statuses:
+        if s.auto_disabled:
+            print(f"{s.job_id}: {s.paused_reason}; `cronhost resume {s.job_id}` clears it")
     return EXIT_OK
 
 

@@ -9,6 +9,10 @@
     on_missed = true
     on_abandoned = true
     min_interval = "15m"             # at most one alert per job per channel this often
+    min_success_rate = 0.9           # optional: alert when the success rate of the last
+    rate_runs = 20                   #   rate_runs runs (default 20) falls below this
+    auto_disable_after = 25          # optional: pause a job after this many failures in a
+                                     #   row (cron-job.org: 25), and say so; resume clears it
 
     [[alerts]]
     type = "email"
@@ -42,7 +46,8 @@ from scheduler.config.urls import host_of, is_loopback, url_holds_token, url_pro
 from scheduler.errors import ConfigError, SecretError
 
 RULE_KEYS = {"jobs", "after_failures", "on_recovery", "on_missed", "on_abandoned",
-             "min_interval", "retries"}
+             "min_interval", "retries", "min_success_rate", "rate_runs", "auto_disable_after"}
+DEFAULT_RATE_RUNS = 20
 CHANNEL_KEYS = {
     "webhook": {"url", "url_secret", "timeout"},
     "email": {"host", "port", "starttls", "ssl", "from", "to", "username", "password_secret",
@@ -60,6 +65,11 @@ class Rules:
     on_missed: bool = True
     on_abandoned: bool = True
     min_interval: timedelta = DEFAULT_MIN_INTERVAL
+    # The rate rule: alert while fewer than this share of the last `rate_runs` runs were ok.
+    min_success_rate: float | None = None
+    rate_runs: int = DEFAULT_RATE_RUNS
+    # Pause a job (and tell) after every this many consecutive failures; None: never.
+    auto_disable_after: int | None = None
 
     def covers(self, job_id: str) -> bool:
         return self.jobs is None or job_id in self.jobs
@@ -148,6 +158,9 @@ def _channel(table: TableReader, index: int, job_ids: Collection[str]) -> Channe
 
 def _rules(table: TableReader, job_ids: Collection[str]) -> Rules:
     jobs = table.value("jobs")
+    if table.has("rate_runs") and not table.has("min_success_rate"):
+        raise table.error("only counts with min_success_rate (the rate to alert below)",
+                          "rate_runs")
     if jobs is not None:
         if not isinstance(jobs, list) or not all(isinstance(job, str) for job in jobs):
             raise table.error("must be a list of job ids", "jobs")
@@ -162,7 +175,20 @@ def _rules(table: TableReader, job_ids: Collection[str]) -> Rules:
         on_missed=table.boolean("on_missed", True),
         on_abandoned=table.boolean("on_abandoned", True),
         min_interval=table.duration("min_interval", DEFAULT_MIN_INTERVAL),
+        min_success_rate=_fraction(table, "min_success_rate"),
+        rate_runs=table.integer("rate_runs", DEFAULT_RATE_RUNS, 2, 10_000),
+        auto_disable_after=(table.integer("auto_disable_after", 1, 1, 10_000)
+                            if table.has("auto_disable_after") else None),
     )
+
+
+def _fraction(table: TableReader, key: str) -> float | None:
+    if not table.has(key):
+        return None
+    value = table.value(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise table.error("must be a fraction above 0 and at most 1, e.g. 0.9 for 90%", key)
+    return float(value)
 
 
 def _webhook(table: TableReader) -> WebhookSettings:

@@ -6,7 +6,12 @@ also export the process collectors and clash between daemons in one test run),
 and served by prometheus_client's small HTTP server in a thread.
 
     cronhost_runs_total{job,status}                 slots that ended, by final status
+    cronhost_slots_due_total{job}                   slots of the schedule that ended (manual
+                                                    runs are not due), any status
     cronhost_missed_slots_total{job}                slots not run (one event can stand for many)
+    cronhost_run_errors_total{job,kind}             failed and timed-out runs by error kind
+                                                    (http_5xx, http_4xx, http_3xx, timeout,
+                                                    connection, success_false, python_exception)
     cronhost_run_duration_seconds{job}              histogram, runs that ran
     cronhost_run_lateness_seconds{job}              histogram, scheduled runs: start - slot
     cronhost_last_success_timestamp_seconds{job}    unix time of the last ok run
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -26,6 +31,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from scheduler.config.observers import MetricsSettings
 from scheduler.run.events import SlotEvent
 from scheduler.store import JobRow
+from scheduler.store.report import error_kind
 
 # Runs of LeadMap's jobs last from milliseconds to the 2-minute deadline.
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -38,13 +44,18 @@ FAILED = frozenset({"failed", "timeout"})
 class Metrics:
     """The daemon's metrics; :meth:`observe` is an :class:`~scheduler.run.events.EventBus` listener."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind_of: Callable[[str], str | None] = lambda job_id: None) -> None:
+        self._kind_of = kind_of  # a job's kind (http, python): error kinds depend on it
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.runs = Counter("cronhost_runs", "Slots that reached a final status.",
                             ["job", "status"], registry=r)
         self.missed = Counter("cronhost_missed_slots", "Slots that were not run.",
                               ["job"], registry=r)
+        self.due = Counter("cronhost_slots_due", "Slots of the job's schedule that ended "
+                           "(any status; manual runs are not due).", ["job"], registry=r)
+        self.errors = Counter("cronhost_run_errors", "Failed and timed-out runs by error kind.",
+                              ["job", "kind"], registry=r)
         self.duration = Histogram("cronhost_run_duration_seconds", "How long runs took.",
                                   ["job"], buckets=DURATION_BUCKETS, registry=r)
         self.lateness = Histogram("cronhost_run_lateness_seconds",
@@ -77,6 +88,11 @@ class Metrics:
         self.runs.labels(job, event.status).inc(count)
         if event.status == "missed":
             self.missed.labels(job).inc(count)
+        if event.trigger == "schedule":
+            self.due.labels(job).inc(count)
+        kind = error_kind(event.status, event.http_status, event.error, self._kind_of(job))
+        if kind is not None:
+            self.errors.labels(job, kind).inc()
         if event.status in RAN and event.duration_ms is not None:
             self.duration.labels(job).observe(event.duration_ms / 1000)
         if event.status in RAN and event.trigger == "schedule" and event.lateness_ms is not None:

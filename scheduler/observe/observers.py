@@ -35,6 +35,7 @@ __all__ = ["Observability"]
 log = get_logger("observability")
 
 STORE_CHECK_TIMEOUT = 10.0
+AUTO_DISABLE_BY = "auto-disable"  # requested_by of the pause commands auto_disable_after writes
 
 
 class Observability:
@@ -47,7 +48,7 @@ class Observability:
         self._metrics_settings: MetricsSettings | None = None
         self.metrics: Metrics | None = None
         self.metrics_address: tuple[str, int] | None = None
-        self.alerts = AlertDispatcher()
+        self.alerts = AlertDispatcher(auto_disable=self._auto_disable)
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._base_log_level = logging.getLogger().level
 
@@ -61,7 +62,7 @@ class Observability:
         states = self._store.jobs()
         self._metrics_settings = config.metrics
         if config.metrics is not None:
-            self.metrics = Metrics()
+            self.metrics = Metrics(kind_of=self._job_kind)
             self.metrics.seed(states)
             self._serve_metrics(config.metrics)
         self._set_alert_routes(config)
@@ -129,6 +130,16 @@ class Observability:
             user_agent=self._user_agent, previous=self.alerts.routes,
         )
         self.alerts.replace_routes(routes)
+
+    def _job_kind(self, job_id: str) -> str | None:
+        spec = self._config().job(job_id)
+        return spec.kind if spec is not None else None
+
+    def _auto_disable(self, job_id: str, reason: str) -> None:
+        """Pause a job for auto_disable_after (in a thread): recorded with its reason first,
+        as `cronhost pause` does, then a command the daemon carries out as any other pause."""
+        if self._store.set_paused(job_id, True, reason):
+            self._store.add_command("pause", job_id, requested_by=AUTO_DISABLE_BY)
 
     def _start_heartbeat(self, config: Config) -> None:
         if config.heartbeat is None:

@@ -5,6 +5,7 @@
     job_state.py   what the daemon runs, paused flags, failure streaks
     control.py     commands (CLI/dashboard → daemon) and daemon heartbeats
     retention.py   the built-in history pruning job
+    report.py      per-job figures over a window, in SQL: counts, percentiles, error kinds
     rows.py        the frozen rows handed out
     database.py    engines and URLs
     schema.py      the tables; migrations.py: versions and upgrades

@@ -46,12 +46,21 @@ class JobStateTable:
                     .values(removed=True, updated_at=now)
                 )
 
-    def set_paused(self, job_id: str, paused: bool) -> bool:
+    def set_paused(self, job_id: str, paused: bool, reason: str | None = None) -> bool:
+        """Pause or resume a job; False when the store does not know it.
+
+        ``reason`` says why cronhost paused a job itself (auto-disable); a pause without one
+        (the operator's, or the daemon carrying out a pause command) keeps the reason already
+        recorded, and a resume clears it.
+        """
+        values: dict[str, Any] = {"paused": paused, "updated_at": utcnow()}
+        if not paused:
+            values["paused_reason"] = None
+        elif reason is not None:
+            values["paused_reason"] = reason
         with self.engine.begin() as conn:
             result = conn.execute(
-                update(job_state)
-                .where(job_state.c.job_id == job_id)
-                .values(paused=paused, updated_at=utcnow())
+                update(job_state).where(job_state.c.job_id == job_id).values(**values)
             )
             return bool(result.rowcount)
 
@@ -73,6 +82,7 @@ class JobStateTable:
                 job_id=row["job_id"], kind=row["kind"], schedule=row["schedule"],
                 timezone=row["timezone"], target=row["target"],
                 description=row["description"], enabled=row["enabled"], paused=row["paused"],
+                paused_reason=row["paused_reason"] if row["paused"] else None,
                 removed=row["removed"], consecutive_failures=row["consecutive_failures"],
                 last_success_at=row["last_success_at"], next_run_at=next_runs.get(row["job_id"]),
             )

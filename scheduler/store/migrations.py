@@ -39,9 +39,15 @@ def _v5_claimed_at(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE runs ADD COLUMN claimed_at TIMESTAMP"))
 
 
+def _v6_paused_reason(conn: Connection) -> None:
+    # v6: auto_disable_after pauses a job itself and says why.
+    conn.execute(text("ALTER TABLE job_state ADD COLUMN paused_reason TEXT"))
+
+
 # MIGRATIONS[n] upgrades a store from version n + 1 to n + 2 (version 1 is the first release).
 MIGRATIONS: list[Migration] = [
     _v2_missed_slot_ranges, _v3_daemon_status_line, _v4_command_slot, _v5_claimed_at,
+    _v6_paused_reason,
 ]
 LATEST_VERSION = len(MIGRATIONS) + 1
 

@@ -104,6 +104,7 @@ class JobRow:
     consecutive_failures: int
     last_success_at: datetime | None
     next_run_at: datetime | None
+    paused_reason: str | None = None  # set when cronhost paused the job itself (auto-disable)
 
 
 @dataclass(frozen=True)

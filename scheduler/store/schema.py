@@ -109,6 +109,9 @@ job_state = Table(
     Column("enabled", Boolean, nullable=False, default=True),
     Column("removed", Boolean, nullable=False, default=False),
     Column("paused", Boolean, nullable=False, default=False),
+    # Why it is paused, when cronhost paused it itself ("auto-disabled after 25 failures");
+    # NULL for a pause an operator asked for. A resume clears it.
+    Column("paused_reason", Text),
     Column("consecutive_failures", Integer, nullable=False, default=0),
     Column("last_success_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),

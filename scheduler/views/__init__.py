@@ -1,6 +1,7 @@
 """Read models for people: what `cronhost status` and the dashboard show, and its text forms.
 
     status.py  JobStatus: one row per job, from the store (or the config before a first run)
+    report.py  JobReport: a job's numbers over a window (`cronhost report`, the trends)
     text.py    aligned tables and human times for the CLI and the dashboard
 """
 

@@ -31,6 +31,21 @@ class JobStatus:
     consecutive_failures: int
     runs_24h: int
     ok_24h: int
+    # Why cronhost paused the job itself ("auto-disabled after 25 failures"); None otherwise.
+    paused_reason: str | None = None
+
+    @property
+    def auto_disabled(self) -> bool:
+        return self.paused and self.paused_reason is not None
+
+    @property
+    def state(self) -> str:
+        """disabled (in config), auto-disabled (by auto_disable_after), paused or active."""
+        if not self.enabled:
+            return "disabled"
+        if self.paused:
+            return "auto-disabled" if self.auto_disabled else "paused"
+        return "active"
 
     @property
     def success_rate_24h(self) -> float | None:
@@ -48,6 +63,7 @@ class JobStatus:
             "next_run_at": iso(self.next_run_at),
             "enabled": self.enabled,
             "paused": self.paused,
+            "paused_reason": self.paused_reason,
             "last_status": self.last_status,
             "last_run_at": iso(self.last_run_at),
             "last_duration_ms": self.last_duration_ms,
@@ -100,6 +116,7 @@ def job_statuses(
                 last_http_status=last.http_status if last else None,
                 consecutive_failures=job.consecutive_failures,
                 runs_24h=sum(ran.get(status, 0) for status in RAN), ok_24h=ran.get("ok", 0),
+                paused_reason=job.paused_reason,
             ))
         return statuses
     for spec in config.jobs if config else ():

@@ -25,6 +25,7 @@ from tui.commands import CommandReceipt, send_command
 from tui.data import DashboardSnapshot, JobView, fetch_snapshot
 from tui.messages import CommandSent, SnapshotFailed, SnapshotReady
 from tui.screens.run_details import RunDetailsScreen
+from tui.screens.trends import TrendsScreen
 from tui.widgets.header import DaemonHeader
 from tui.widgets.history_table import HistoryTable
 from tui.widgets.jobs_table import JobsTable, matches
@@ -33,7 +34,7 @@ from tui.widgets.summary import SummaryLine
 REFRESH_SECONDS = 1.0
 SELECTION_SETTLE_SECONDS = 0.1
 NO_JOBS = "no jobs yet: start the daemon (cronhost run); it records here the jobs it runs"
-JOB_ACTIONS = ("trigger", "pause", "resume")
+JOB_ACTIONS = ("trigger", "pause", "resume", "trends")
 
 
 class DashboardScreen(Screen[None]):
@@ -43,6 +44,7 @@ class DashboardScreen(Screen[None]):
         Binding("r", "resume", "Resume"),
         Binding("slash", "filter", "Filter"),
         Binding("f", "next_failing", "Next failing"),
+        Binding("g", "trends", "Trends"),
         Binding("ctrl+r,f5", "refresh", "Refresh"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
@@ -307,3 +309,11 @@ class DashboardScreen(Screen[None]):
 
     def action_refresh(self) -> None:
         self.refresh_now()
+
+    def action_trends(self) -> None:
+        job = self.selected()
+        if job is None:
+            self.notify("no job selected", severity="warning")
+            return
+        reason = job.status.paused_reason if job.status.auto_disabled else None
+        self.app.push_screen(TrendsScreen(job.job_id, self.store, self.clock, reason))

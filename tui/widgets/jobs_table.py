@@ -51,14 +51,16 @@ def matches(job: JobView, text: str) -> bool:
 
 
 def state_word(job: JobView) -> str:
-    if not job.status.enabled:
-        return "disabled"
-    return "paused" if job.status.paused else "active"
+    """disabled, auto-disabled (cronhost paused it after N failures), paused or active."""
+    return job.status.state
+
+
+STATE_STYLES = {"disabled": "dim", "paused": "yellow", "auto-disabled": "bold red"}
 
 
 def _state(job: JobView) -> Text:
     word = state_word(job)
-    text = Text(word, style={"disabled": "dim", "paused": "yellow"}.get(word, "green"))
+    text = Text(word, style=STATE_STYLES.get(word, "green"))
     for command in job.pending:
         # Shown until the daemon has acted on it: pending, then taken, then gone.
         text.append(f" ⧗{command.kind}", style="bold cyan")
@@ -70,7 +72,8 @@ def _row(job: JobView, now: datetime) -> Row:
     if not status.enabled:
         next_cell: RenderableType = Text("disabled", style="dim")
     elif status.paused:
-        next_cell = Text("paused", style="yellow")
+        next_cell = Text("auto-off" if status.auto_disabled else "paused",
+                         style="bold red" if status.auto_disabled else "yellow")
     else:
         next_cell = fmt.countdown(status.next_run_at, now)
     job_cell = Text(status.job_id, style="bold red" if job.failing else "")

@@ -5,13 +5,18 @@ event loop (cheap, no I/O) and hands each alert to a task of its own, so a slow
 or dead receiver never delays a run. A delivery that fails is retried a bounded
 number of times with exponential backoff and jitter, then logged and dropped:
 an alert is never worth blocking, failing or crashing the scheduler for.
+
+An ``auto_disabled`` alert (``auto_disable_after``) also pauses its job, once however
+many channels decided it: ``auto_disable(job_id, reason)`` (the store's pause and a
+`pause` command row the daemon carries out like any other) runs in a thread, since
+observers cannot reach the engine and must not block the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from scheduler.config.alerts import ChannelSettings
@@ -42,8 +47,12 @@ class AlertDispatcher:
         routes: Sequence[Route] = (),
         *,
         backoff_initial: float = BACKOFF_INITIAL,
+        auto_disable: Callable[[str, str], None] | None = None,
     ) -> None:
         self.routes = list(routes)
+        self._auto_disable = auto_disable
+        self._disabling: set[asyncio.Task[None]] = set()
+        self._disabled: set[tuple[str, int]] = set()  # (job, streak) already paused
         self._backoff_initial = backoff_initial
         self._tasks: dict[asyncio.Task[None], Route] = {}  # deliveries in flight
         self._retiring: set[asyncio.Task[None]] = set()  # channels closing after a reload
@@ -73,7 +82,34 @@ class AlertDispatcher:
         for route in self.routes:
             alert = route.rules.decide(event)
             if alert is not None:
+                if alert.kind == "auto_disabled":
+                    self.disable(alert)
                 self.spawn(route, alert)
+
+    def disable(self, alert: Alert) -> None:
+        """Pause the alert's job, once per streak whichever channels decided it."""
+        key = (alert.job_id, alert.consecutive_failures)
+        if key in self._disabled or self._auto_disable is None or alert.reason is None:
+            return
+        self._disabled.add(key)
+        task = asyncio.get_running_loop().create_task(
+            self._pause(alert.job_id, alert.reason), name=f"auto-disable-{alert.job_id}"
+        )
+        self._disabling.add(task)
+        task.add_done_callback(self._disabling.discard)
+
+    async def _pause(self, job_id: str, reason: str) -> None:
+        assert self._auto_disable is not None
+        try:
+            await asyncio.to_thread(self._auto_disable, job_id, reason)
+        except Exception as exc:  # noqa: BLE001 - the store may be down; the alert still goes
+            self._disabled = {key for key in self._disabled if key[0] != job_id}
+            log.error("could not auto-disable the job",
+                      extra={"action": "job.auto_disable_failed", "job": job_id,
+                             "error": f"{type(exc).__name__}: {exc}"})
+            return
+        log.warning("job auto-disabled", extra={"action": "job.auto_disabled", "job": job_id,
+                                                "reason": reason})
 
     def spawn(self, route: Route, alert: Alert) -> None:
         task = asyncio.get_running_loop().create_task(
@@ -116,6 +152,8 @@ class AlertDispatcher:
 
     async def drain(self, timeout: float) -> None:
         """Give alerts in flight (e.g. for runs abandoned at shutdown) ``timeout`` s, then cancel."""
+        if self._disabling:
+            await asyncio.wait(list(self._disabling), timeout=timeout)
         tasks = list(self._tasks)
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)

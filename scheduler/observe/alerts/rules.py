@@ -7,7 +7,16 @@ consecutive failures (failed or timeout; ok resets) and decides:
   more often than hourly, so a blip of an every-minute job stays quiet, else 1);
   every further failure of the streak is a reminder, subject to the rate limit;
 * recovery: the first ok after a streak that reached the threshold;
-* missed / abandoned: one alert each, if ``on_missed`` / ``on_abandoned``.
+* missed / abandoned: one alert each, if ``on_missed`` / ``on_abandoned``. The missed
+  alert is the "late" rule: a slot that no run started within its job's misfire_grace
+  becomes a missed slot;
+* rate (``min_success_rate``): fewer than that share of the last ``rate_runs`` runs
+  were ok (ok against failed, timeout and abandoned; judged once that many runs were
+  seen), told on a failure, as a reminder subject to the rate limit; a job that fails
+  every other run, which never makes a streak, is caught here; the recovery is told once
+  the rate is back up;
+* auto_disabled (``auto_disable_after`` = N): the streak reached N (then 2N, ...): the
+  dispatcher pauses the job, and this alert, never held back, says so.
 
 Rate limit: at most one alert per job per ``min_interval``; what is held back
 is counted and the count goes in the next alert, so a failing every-minute job
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,8 +40,18 @@ from scheduler.run.events import SlotEvent
 from scheduler.schedule import Schedule, next_fire_times
 
 FAILED = frozenset({"failed", "timeout"})
-BAD_NEWS = frozenset({"failure", "missed", "abandoned"})
+RAN = frozenset({"ok", "failed", "timeout", "abandoned"})  # what the success rate counts
+BAD_NEWS = frozenset({"failure", "missed", "abandoned", "rate", "auto_disabled"})
 FREQUENT = timedelta(hours=1)
+
+
+def auto_disable_reason(failures: int) -> str:
+    """The pause reason recorded for a job that auto_disable_after paused."""
+    return f"auto-disabled after {failures} failures"
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share * 100:.0f}%"
 
 
 def default_after_failures(schedule: Schedule, now: datetime | None = None) -> int:
@@ -44,11 +64,17 @@ def default_after_failures(schedule: Schedule, now: datetime | None = None) -> i
 
 @dataclass(frozen=True)
 class Alert:
-    kind: str  # failure | recovery | missed | abandoned
+    kind: str  # failure | recovery | missed | abandoned | rate | auto_disabled
     event: SlotEvent
     consecutive_failures: int = 0
     suppressed: int = 0  # alerts held back by the rate limit since the last one sent
     host: str = field(default_factory=socket.gethostname)
+    # rate: the share of the last `rate_runs` runs that were ok, and the rule's numbers.
+    success_rate: float | None = None
+    rate_runs: int | None = None
+    min_success_rate: float | None = None
+    # auto_disabled: the pause reason recorded for the job ("auto-disabled after 25 failures").
+    reason: str | None = None
 
     @property
     def job_id(self) -> str:
@@ -64,6 +90,11 @@ class Alert:
         if self.kind == "missed":
             count = self.event.slot_count
             return f"cronhost: {job} MISSED {count} slot{'s' if count != 1 else ''}"
+        if self.kind == "rate":
+            return (f"cronhost: {job} success rate {_percent(self.success_rate)} over the last "
+                    f"{self.rate_runs} runs (alerting below {_percent(self.min_success_rate)})")
+        if self.kind == "auto_disabled":
+            return f"cronhost: {job} AUTO-DISABLED ({self.reason})"
         return f"cronhost: {job} run ABANDONED"
 
     def text(self) -> str:
@@ -80,6 +111,9 @@ class Alert:
         line = f"{self.subject()}: {', '.join(details)}"
         if event.error and self.kind != "recovery":
             line += f"\n{event.error}"
+        if self.kind == "auto_disabled":
+            line += (f"\nThe job is paused and fires no more until `cronhost resume "
+                     f"{event.job_id}` (or r in the dashboard).")
         if self.suppressed:
             line += (f"\n({self.suppressed} more alert{'s' if self.suppressed != 1 else ''} "
                      "for this job held back by min_interval since the last one)")
@@ -103,6 +137,8 @@ class Alert:
             "slot_count": event.slot_count,
             "consecutive_failures": self.consecutive_failures,
             "suppressed": self.suppressed,
+            "success_rate": self.success_rate,
+            "reason": self.reason,
             "host": self.host,
         }
 
@@ -114,6 +150,8 @@ class _JobState:
     last_sent_at: float | None = None
     last_sent_kind: str | None = None
     suppressed: int = 0
+    recent: deque[bool] = field(default_factory=deque)  # the last rate_runs runs: ok or not
+    rate_alerted: bool = False  # a rate alert went out and the rate is not back up yet
 
 
 class AlertRules:
@@ -144,16 +182,27 @@ class AlertRules:
         if not self.rules.covers(event.job_id):
             return None
         state = self._jobs.setdefault(event.job_id, _JobState())
+        if event.status in RAN:
+            state.recent.append(event.status == "ok")
+            while len(state.recent) > self.rules.rate_runs:
+                state.recent.popleft()
         if event.status in FAILED:
             state.failures += 1
+            every = self.rules.auto_disable_after
+            if every is not None and state.failures % every == 0:
+                state.alerted = True
+                return self._emit(state, "auto_disabled", event, force=True,
+                                  reason=auto_disable_reason(every))
             if state.failures >= self._threshold_of(event.job_id, self.rules.after_failures):
                 state.alerted = True
                 return self._emit(state, "failure", event)
-            return None
+            return self._rate(state, event)
         if event.status == "ok":
-            recovered = state.alerted and self.rules.on_recovery
+            recovered = state.alerted
             state.failures, state.alerted = 0, False
-            if recovered and state.last_sent_kind in BAD_NEWS:
+            if state.rate_alerted and not self._below(state):
+                state.rate_alerted, recovered = False, True
+            if recovered and self.rules.on_recovery and state.last_sent_kind in BAD_NEWS:
                 return self._emit(state, "recovery", event, force=True)
             return None
         if event.status == "missed" and self.rules.on_missed:
@@ -162,16 +211,36 @@ class AlertRules:
             return self._emit(state, "abandoned", event)
         return None
 
+    def _rate(self, state: _JobState, event: SlotEvent) -> Alert | None:
+        if not self._below(state):
+            return None
+        state.rate_alerted = True
+        return self._emit(state, "rate", event, success_rate=self._share(state),
+                          rate_runs=self.rules.rate_runs,
+                          min_success_rate=self.rules.min_success_rate)
+
+    def _below(self, state: _JobState) -> bool:
+        """The rate rule holds: a full window of runs, and too few of them ok."""
+        floor = self.rules.min_success_rate
+        if floor is None or len(state.recent) < self.rules.rate_runs:
+            return False
+        return self._share(state) < floor
+
+    @staticmethod
+    def _share(state: _JobState) -> float:
+        return sum(state.recent) / len(state.recent) if state.recent else 1.0
+
     def _threshold_of(self, job_id: str, configured: int | None) -> int:
         return configured if configured is not None else self._threshold(job_id)
 
-    def _emit(self, state: _JobState, kind: str, event: SlotEvent, force: bool = False) -> Alert | None:
+    def _emit(self, state: _JobState, kind: str, event: SlotEvent, force: bool = False,
+              **details: Any) -> Alert | None:
         now = self._clock()
         interval = self.rules.min_interval.total_seconds()
         if not force and state.last_sent_at is not None and now - state.last_sent_at < interval:
             state.suppressed += 1
             return None
         alert = Alert(kind=kind, event=event, consecutive_failures=state.failures,
-                      suppressed=state.suppressed)
+                      suppressed=state.suppressed, **details)
         state.last_sent_at, state.last_sent_kind, state.suppressed = now, kind, 0
         return alert
