@@ -216,3 +216,36 @@ def test_daemon_speaks_ready_watchdog_status_reloading_and_stopping(
     assert "metrics.listening" in actions and "daemon.stop" in actions
     assert not [r for r in daemon.records() if r.get("level") == "error"
                 and r.get("action") != "config.reload_failed"]
+
+
+def _main_thread_switches(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return sum(int(line.split()[1]) for line in status.splitlines()
+               if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")))
+
+
+def test_an_idle_daemon_sleeps_between_its_watchdog_pings(
+    tmp_path: Path, notify_socket: NotifySocket
+) -> None:
+    """Nothing due, a 1 s watchdog: the main thread wakes a few times a second, not thousands.
+
+    Counted in context switches of the daemon's main thread (a busy loop makes tens of
+    thousands in these seconds whatever the machine's load; a sleeping one a handful).
+    """
+    config = write_config(tmp_path, '[[jobs]]\nid = "never"\ncall = "jobs.builtin:noop"\n'
+                                    'schedule = "0 0 1 1 *"\n')
+    daemon = DaemonProcess(config, tmp_path / "daemon.log", NOTIFY_SOCKET=notify_socket.address,
+                           WATCHDOG_USEC="1000000")
+    try:
+        notify_socket.expect(lambda m: m.get("READY") == "1", what="READY=1")
+        before = _main_thread_switches(daemon.process.pid)
+        pings = 0
+        while pings < 6:  # about 3 s of idling
+            notify_socket.expect(lambda m: m.get("WATCHDOG") == "1", what="WATCHDOG=1")
+            pings += 1
+        woke = _main_thread_switches(daemon.process.pid) - before
+        assert daemon.stop() == 0
+    finally:
+        if daemon.process.poll() is None:
+            daemon.kill()
+    assert woke < 300, f"the idle daemon's main thread woke {woke} times for 6 watchdog pings"

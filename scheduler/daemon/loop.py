@@ -74,6 +74,7 @@ class Daemon(DaemonControl):
         self._config_mtime = self._mtime()
         self._last_beat = 0.0
         self._last_watchdog = 0.0
+        self._last_tick = 0.0
         self._reload_retry_at = 0.0
         self._store_down_since: float | None = None
         self._store_error_logged_at = float("-inf")
@@ -152,7 +153,7 @@ class Daemon(DaemonControl):
         if watchdog is not None:
             interval = min(interval, watchdog)
         # One wake-up serves the heartbeat and the watchdog: both are due at least this often.
-        due = [self._last_beat + interval]
+        due = [self._last_tick + interval]
         if self.reload_requested:
             due.append(self._reload_retry_at)
         if self._store_down_since is not None:
@@ -274,6 +275,7 @@ class Daemon(DaemonControl):
     async def tick(self) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
+        self._last_tick = now
         self._watchdog(now)
         if self.config.daemon.watch_config and self._mtime() != self._config_mtime:
             self.reload_requested = True
