@@ -45,6 +45,11 @@ class RunWriter:
         self._failing_since: float | None = None
 
     @property
+    def failing(self) -> bool:
+        """True while the store refuses the writes (outcomes are kept in memory)."""
+        return self._failing_since is not None
+
+    @property
     def pending(self) -> int:
         return len(self._started) + len(self._finished)
 
