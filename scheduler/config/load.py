@@ -3,7 +3,10 @@
 Parsing is strict: an unknown key, a wrong type or a bad value becomes one
 :class:`~scheduler.errors.ConfigError` naming the file, the job and the field.
 Nothing invalid ever reaches the engine. With ``resolve_secrets`` (the daemon,
-``cronhost check``) every secret the config names must be found too.
+its reloads, ``cronhost check``) the config must be one the daemon can run: every
+secret it names is found, and at least one of the operator's jobs is enabled.
+Without it (status, the dashboard, ``cronhost import`` checking one job at a time)
+the file is only parsed.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scheduler.config.alerts import parse_alerts, resolve_secrets
-from scheduler.config.builtin import builtin_jobs
+from scheduler.config.builtin import PRUNE_JOB_ID, builtin_jobs
 from scheduler.config.jobs import BUILTIN_DEFAULTS, DEFAULT_KEYS, parse_job
 from scheduler.config.model import Config, DaemonSettings, JobSpec, StoreSettings
 from scheduler.config.observers import (
@@ -73,6 +76,13 @@ def load_config(path: Path, *, resolve_secrets: bool = True) -> Config:
         raise ConfigError(f"cannot read the file: {exc}", file=file) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", file=file) from None
+    except ValueError as exc:
+        # tomllib's own int() refuses integers of more than 4300 digits with a ValueError.
+        raise ConfigError(f"not valid TOML: {exc}", file=file) from None
+    except RecursionError:
+        # tomllib recurses once per level of nested arrays or inline tables.
+        raise ConfigError("not valid TOML for cronhost: arrays or tables nested too deeply",
+                          file=file) from None
     return parse_config(raw, path, resolve_secrets=resolve_secrets)
 
 
@@ -109,8 +119,28 @@ def parse_config(raw: dict[str, Any], path: Path, *, resolve_secrets: bool = Tru
     )
     if not resolve_secrets:
         return config
+    _require_an_enabled_job(config)
     own_secret = {job_raw.get("id") for job_raw in jobs_raw if "secret" in job_raw}
     return _with_secrets(config, own_secret)
+
+
+def _require_an_enabled_job(config: Config) -> None:
+    """Refuse a config with nothing of the operator's to run.
+
+    An emptied or truncated file (an editor crash, a bad deploy, ``> config.toml``) would
+    otherwise remove every job on the next reload, quietly. The built-in history pruning
+    is in every config, so it does not count.
+    """
+    own = [job for job in config.jobs if job.id != PRUNE_JOB_ID]
+    if any(job.enabled for job in own):
+        return
+    what = ("declares no [[jobs]]" if not own
+            else "has no enabled job (every [[jobs]] has enabled = false)")
+    raise ConfigError(
+        f"the config {what}; cronhost will not run (or reload into) a config with nothing "
+        "to run, so that an emptied file cannot remove every job. Add a [[jobs]] table with "
+        "an id, a schedule and a url, path or call (the built-in history pruning does not "
+        "count)", file=str(config.path), field="jobs")
 
 
 def _store(table: TableReader, path: Path) -> StoreSettings:
@@ -121,7 +151,8 @@ def _store(table: TableReader, path: Path) -> StoreSettings:
     url = resolve_store_url(url, path)
     try:
         parse_store_url(url)
-    except StoreError:
+    except (StoreError, ValueError):
+        # ValueError: SQLAlchemy's make_url reads the port with int() ("db:notaport").
         raise table.error(BAD_URL, "url") from None
     return StoreSettings(url=url, keep=table.duration("keep", "90d"))
 
