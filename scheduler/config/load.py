@@ -181,6 +181,10 @@ def _with_secrets(config: Config, own_secret: set[Any]) -> Config:
             continue
         field = "secret" if job.id in own_secret else "defaults.secret"
         values[job.secret] = require_secret(job.secret, file=file, job=job.id, field=field)
+    for job in config.jobs:
+        for name in job.body_secrets:
+            if job.enabled and name not in values:
+                values[name] = require_secret(name, file=file, job=job.id, field="body")
     values.update(resolve_secrets(config.alerts, file))
     heartbeat: HeartbeatSettings | None = config.heartbeat
     if heartbeat is not None and heartbeat.url_secret is not None:
