@@ -150,9 +150,12 @@ def _store(table: TableReader, path: Path) -> StoreSettings:
         raise table.error("must be a SQLAlchemy URL string", "url")
     url = resolve_store_url(url, path)
     try:
-        parse_store_url(url)
+        # ValueError: SQLAlchemy's make_url reads the port with int() ("db:notaport"),
+        # and takes any number, which only fails at the first connection.
+        port = parse_store_url(url).port
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError(port)
     except (StoreError, ValueError):
-        # ValueError: SQLAlchemy's make_url reads the port with int() ("db:notaport").
         raise table.error(BAD_URL, "url") from None
     return StoreSettings(url=url, keep=table.duration("keep", "90d"))
 
