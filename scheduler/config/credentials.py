@@ -43,6 +43,7 @@ _NAME_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 _TOKEN_RUN = re.compile(r"[A-Za-z0-9+/=_\-~.]+")
 _SEGMENT = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 _UUID = re.compile(r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]+")
 _HEX = re.compile(r"\A(?:[0-9a-f]+|[0-9A-F]+)\Z")
 MIN_TOKEN_LENGTH = 20
 # "Bearer <token>" or "Basic <base64>" pasted into a header or a body.
@@ -64,12 +65,13 @@ def names_a_credential(name: str) -> bool:
 
 def looks_random(word: str) -> bool:
     """True for one run of token characters that reads as a random token, not as words."""
-    lowered = word.lower()
-    if len(word) >= 16 and lowered.startswith(TOKEN_PREFIXES):
+    if len(word) < 16:
+        return False
+    if word.lower().startswith(TOKEN_PREFIXES):
         return True
     if _UUID.match(word):
         return False  # request and object ids; a UUID that is a key sits under a key's name
-    chars = "".join(c for c in word if c.isascii() and c.isalnum())
+    chars = _NOT_ALNUM.sub("", word)
     if len(chars) < MIN_TOKEN_LENGTH or len(set(chars)) < 8:
         return False
     letters = [c for c in chars if c.isalpha()]

@@ -127,6 +127,6 @@ def parse_log_level(table: TableReader | None) -> int | None:
         return None
     table.only({"level"})
     level = table.value("level", "info")
-    if level not in LOG_LEVELS:
+    if not isinstance(level, str) or level not in LOG_LEVELS:  # a list is not hashable
         raise table.error(f"must be one of {', '.join(LOG_LEVELS)}", "level")
     return LOG_LEVELS[level]

@@ -60,7 +60,11 @@ def parse_url(job: TableReader, defaults: dict[str, Any], allow_http: bool) -> s
             # urljoin would let the path replace base_url's host altogether.
             raise job.error("is joined to defaults.base_url, so it cannot name a host; "
                             "write the whole URL as `url` instead", "path")
-        url = urljoin(base.rstrip("/") + "/", path.lstrip("/"))
+        try:
+            url = urljoin(base.rstrip("/") + "/", path.lstrip("/"))
+        except ValueError:  # urlsplit's "Invalid IPv6 URL" for a base such as "https://]"
+            raise job.error(f"defaults.base_url {base[:80]!r} is not a valid URL",
+                            "path") from None
     if not url.isprintable() or any(c.isspace() for c in url) or "\\" in url:
         # urlsplit silently drops tabs and newlines, and httpx refuses the rest at send
         # time, so every run would fail: refuse it here, where it can be fixed.

@@ -177,8 +177,9 @@ def zone(name: str) -> ZoneInfo:
     """The IANA time zone `name`; raises ScheduleError if there is none."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        # ValueError/TypeError: names such as "" or "../x" that are not even zone keys.
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
+        # ValueError/TypeError: names such as "" or "../x" that are not even zone keys;
+        # OSError: a name longer than a file name may be (zoneinfo opens it as a file).
         raise ScheduleError(f"unknown time zone {shown(name)}") from None
 
 
