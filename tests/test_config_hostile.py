@@ -160,9 +160,9 @@ HOSTILE: dict[str, tuple[str, str | None, str | None, list[str]]] = {
     "empty file": ("", None, "jobs", ["declares no [[jobs]]"]),
     "only defaults": ("", None, "jobs", ["declares no [[jobs]]", "history pruning"]),
     "every job disabled": (job("enabled = false"), None, "jobs", ["no enabled job"]),
-    "only the built-in job": (job(schedule='schedule = "0 1 * * *"', job_id=f'"{PRUNE_JOB_ID}"',
-                                  target='call = "scheduler.store.retention:prune_history"'),
-                              None, "jobs", ["declares no [[jobs]]"]),
+    "only the pruning, disabled": (job("enabled = false", job_id=f'"{PRUNE_JOB_ID}"',
+                                       target='call = "scheduler.store.retention:prune_history"'),
+                                   None, "jobs", ["no enabled job"]),
     # -- ids by the whole pattern -----------------------------------------------------
     "id with a trailing newline": (job(job_id='"abc\\n"'), None, "id", ["'abc\\n'"]),
     "id with a leading newline": (job(job_id='"\\nabc"'), None, "id", ["1 to 64"]),
@@ -375,6 +375,21 @@ def test_harmless_values_are_not_taken_for_credentials(
     text = job(extra or "", target=HARMLESS_PATHS.get(case, 'path = "/a"'))
     config = load(tmp_path, text)
     assert config.job("a") is not None
+
+
+def test_the_built_in_job_does_not_count_but_a_declared_one_does(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="declares no"):
+        load(tmp_path, "")  # only the built-in history pruning would run
+    config = load(tmp_path, job(job_id=f'"{PRUNE_JOB_ID}"', schedule='every = "1h"',
+                                target='call = "scheduler.store.retention:prune_history"'))
+    assert [spec.id for spec in config.jobs] == [PRUNE_JOB_ID]
+
+
+def test_parsing_without_secrets_accepts_a_config_with_nothing_enabled(tmp_path: Path) -> None:
+    # status, the dashboard and `cronhost import` (one disabled job at a time) only parse.
+    path = tmp_path / "config.toml"
+    path.write_text(HEADER + job("enabled = false"), encoding="utf-8")
+    assert load_config(path, resolve_secrets=False).job("a") is not None
 
 
 # cronsim's own invalid cases (its tests/test_cronsim.py): every pattern with every bad value.

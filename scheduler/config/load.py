@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scheduler.config.alerts import parse_alerts, resolve_secrets
-from scheduler.config.builtin import PRUNE_JOB_ID, builtin_jobs
+from scheduler.config.builtin import builtin_jobs
 from scheduler.config.jobs import BUILTIN_DEFAULTS, DEFAULT_KEYS, parse_job
 from scheduler.config.model import Config, DaemonSettings, JobSpec, StoreSettings
 from scheduler.config.observers import (
@@ -96,6 +96,7 @@ def parse_config(raw: dict[str, Any], path: Path, *, resolve_secrets: bool = Tru
     defaults = {**BUILTIN_DEFAULTS, **given_defaults.raw}
 
     jobs_raw = top.tables("jobs", "one table per job")
+    declared = len(jobs_raw)  # the operator's; the built-in job comes after them
     jobs_raw = [*jobs_raw, *builtin_jobs(jobs_raw)]  # history pruning: see config.builtin
     jobs: list[JobSpec] = []
     seen: set[str] = set()
@@ -119,22 +120,22 @@ def parse_config(raw: dict[str, Any], path: Path, *, resolve_secrets: bool = Tru
     )
     if not resolve_secrets:
         return config
-    _require_an_enabled_job(config)
+    _require_an_enabled_job(config, config.jobs[:declared])
     own_secret = {job_raw.get("id") for job_raw in jobs_raw if "secret" in job_raw}
     return _with_secrets(config, own_secret)
 
 
-def _require_an_enabled_job(config: Config) -> None:
+def _require_an_enabled_job(config: Config, declared: tuple[JobSpec, ...]) -> None:
     """Refuse a config with nothing of the operator's to run.
 
     An emptied or truncated file (an editor crash, a bad deploy, ``> config.toml``) would
     otherwise remove every job on the next reload, quietly. The built-in history pruning
-    is in every config, so it does not count.
+    that cronhost appends to every config does not count; a [[jobs]] table the operator
+    wrote does, even one that reschedules the pruning.
     """
-    own = [job for job in config.jobs if job.id != PRUNE_JOB_ID]
-    if any(job.enabled for job in own):
+    if any(job.enabled for job in declared):
         return
-    what = ("declares no [[jobs]]" if not own
+    what = ("declares no [[jobs]]" if not declared
             else "has no enabled job (every [[jobs]] has enabled = false)")
     raise ConfigError(
         f"the config {what}; cronhost will not run (or reload into) a config with nothing "
