@@ -42,7 +42,8 @@ _NAME_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 # Runs of characters that tokens are made of (base64, base64url, hex, JWT dots).
 _TOKEN_RUN = re.compile(r"[A-Za-z0-9+/=_\-~.]+")
 _SEGMENT = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
-_UUID = re.compile(r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+_UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z",
+                   re.IGNORECASE)
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]+")
 _HEX = re.compile(r"\A(?:[0-9a-f]+|[0-9A-F]+)\Z")
 MIN_TOKEN_LENGTH = 20

@@ -56,15 +56,16 @@ def parse_url(job: TableReader, defaults: dict[str, Any], allow_http: bool) -> s
         base = defaults.get("base_url")
         if not isinstance(base, str) or not base:
             raise job.error("`path` needs defaults.base_url to be set", "path")
-        if urlsplit(path).scheme or path.startswith("//"):
+        try:
+            names_a_host = bool(urlsplit(path).scheme) or path.startswith("//")
+            url = urljoin(base.rstrip("/") + "/", path.lstrip("/"))
+        except ValueError:  # urlsplit's "Invalid IPv6 URL", for "http://[::1" or a base "https://]"
+            raise job.error(f"{base[:60]!r} joined with {path[:60]!r} is not a valid URL",
+                            "path") from None
+        if names_a_host:
             # urljoin would let the path replace base_url's host altogether.
             raise job.error("is joined to defaults.base_url, so it cannot name a host; "
                             "write the whole URL as `url` instead", "path")
-        try:
-            url = urljoin(base.rstrip("/") + "/", path.lstrip("/"))
-        except ValueError:  # urlsplit's "Invalid IPv6 URL" for a base such as "https://]"
-            raise job.error(f"defaults.base_url {base[:80]!r} is not a valid URL",
-                            "path") from None
     if not url.isprintable() or any(c.isspace() for c in url) or "\\" in url:
         # urlsplit silently drops tabs and newlines, and httpx refuses the rest at send
         # time, so every run would fail: refuse it here, where it can be fixed.

@@ -21,6 +21,7 @@ key however the job's zone labels it.
 
 from __future__ import annotations
 
+import functools
 import threading
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -72,6 +73,9 @@ def validate_expression(expression: str) -> str:
     return normalized
 
 
+# Every config load (start, each reload, each `cronhost` command) checks every job's line,
+# and each check runs cronsim; the lines rarely change. Errors are not cached: they raise.
+@functools.lru_cache(maxsize=1024)
 def cron_form(normalized: str, original: str) -> str:
     """The 5-field form cronsim evaluates (macros expanded); raises ScheduleError."""
 
