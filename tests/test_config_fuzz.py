@@ -6,7 +6,7 @@ Three layers, from fast to real:
   valid shapes with hostile values, and hostile shapes) and ``load_config`` (TOML text
   with hostile splices), plus 150 drawn freely field by field; only ConfigError may
   escape, and it names the file;
-- ``cronhost check``, 200 configs through the CLI's ``main`` and 20 in subprocesses:
+- ``cronhost check``, 200 configs through the CLI's ``main`` and 12 in subprocesses:
   exit 0 or 2, never a traceback;
 - a running daemon reloading hostile configs: it keeps its jobs, and `cronhost status`
   shows the reload error naming the file, the job and the field.
@@ -43,7 +43,7 @@ IN_PROCESS_CONFIGS = 10_000
 BATCH = 5
 FREE_EXAMPLES = 150
 CLI_EXAMPLES = 200
-CHECK_EXAMPLES = 20
+CHECK_EXAMPLES = 12  # each is a new Python (~0.7 CPU-s); main() above covers 200 more
 FUZZ_SETTINGS = dict(deadline=None, database=None, print_blob=True,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                             HealthCheck.filter_too_much])
