@@ -105,8 +105,11 @@ def test_secret_is_found_in_credentials_directory_then_env_then_file(
     assert load_config(path).secrets["CRON_SECRET"] == "from-systemd"
 
 
+TIDY_JOB = '[[jobs]]\nid = "tidy"\ncall = "jobs.builtin:noop"\nevery = "1m"\n'
+
+
 def test_relative_sqlite_path_is_next_to_the_config_file(tmp_path: Path) -> None:
-    path = write(tmp_path, '[store]\nurl = "sqlite:///state/runs.db"\n')
+    path = write(tmp_path, '[store]\nurl = "sqlite:///state/runs.db"\n' + TIDY_JOB)
     assert load_config(path).store.url == f"sqlite:///{tmp_path.resolve() / 'state/runs.db'}"
 
 
@@ -122,15 +125,16 @@ every = "1m"
 
 
 def test_history_pruning_is_a_built_in_job_an_operator_can_reschedule(tmp_path: Path) -> None:
-    builtin = load_config(write(tmp_path, "")).job(PRUNE_JOB_ID)
+    builtin = load_config(write(tmp_path, TIDY_JOB)).job(PRUNE_JOB_ID)
     assert builtin is not None and builtin.kind == "python" and builtin.schedule == "17 4 * * *"
-    config = load_config(write(tmp_path, f"""
+    config = load_config(write(tmp_path, TIDY_JOB + f"""
 [[jobs]]
 id = "{PRUNE_JOB_ID}"
 call = "scheduler.store.retention:prune_history"
 schedule = "0 1 * * 0"
 """))
-    assert [job.schedule for job in config.jobs] == ["0 1 * * 0"]
+    assert [job.schedule for job in config.jobs if job.id == PRUNE_JOB_ID] == ["0 1 * * 0"]
+    assert len(config.jobs) == 2
 
 
 # Each bad input: (config body, words the message must contain). The job id and the field are

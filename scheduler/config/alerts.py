@@ -145,7 +145,7 @@ def resolve_secrets(channels: tuple[ChannelSettings, ...], file: str) -> dict[st
 
 def _channel(table: TableReader, index: int, job_ids: Collection[str]) -> ChannelSettings:
     kind = table.value("type")
-    if kind not in CHANNEL_KEYS:
+    if not isinstance(kind, str) or kind not in CHANNEL_KEYS:  # a list is not even hashable
         raise table.error('`type` must be "webhook" or "email"', "type")
     table.only({"type"} | RULE_KEYS | CHANNEL_KEYS[kind], f" for a {kind} alert")
     return ChannelSettings(

@@ -38,5 +38,7 @@ PRUNE_JOB: dict[str, Any] = {
 
 def builtin_jobs(configured: list[Any]) -> list[dict[str, Any]]:
     """The built-in job tables to append to ``configured`` (none that it already declares)."""
-    declared = {job.get("id") for job in configured if isinstance(job, dict)}
+    # Only string ids: anything else is refused when the job itself is read.
+    declared = {job.get("id") for job in configured
+                if isinstance(job, dict) and isinstance(job.get("id"), str)}
     return [] if PRUNE_JOB_ID in declared else [dict(PRUNE_JOB)]

@@ -3,7 +3,10 @@
 Parsing is strict: an unknown key, a wrong type or a bad value becomes one
 :class:`~scheduler.errors.ConfigError` naming the file, the job and the field.
 Nothing invalid ever reaches the engine. With ``resolve_secrets`` (the daemon,
-``cronhost check``) every secret the config names must be found too.
+its reloads, ``cronhost check``) the config must be one the daemon can run: every
+secret it names is found, and at least one of the operator's jobs is enabled.
+Without it (status, the dashboard, ``cronhost import`` checking one job at a time)
+the file is only parsed.
 """
 
 from __future__ import annotations
@@ -73,6 +76,13 @@ def load_config(path: Path, *, resolve_secrets: bool = True) -> Config:
         raise ConfigError(f"cannot read the file: {exc}", file=file) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", file=file) from None
+    except ValueError as exc:
+        # tomllib's own int() refuses integers of more than 4300 digits with a ValueError.
+        raise ConfigError(f"not valid TOML: {exc}", file=file) from None
+    except RecursionError:
+        # tomllib recurses once per level of nested arrays or inline tables.
+        raise ConfigError("not valid TOML for cronhost: arrays or tables nested too deeply",
+                          file=file) from None
     return parse_config(raw, path, resolve_secrets=resolve_secrets)
 
 
@@ -86,6 +96,7 @@ def parse_config(raw: dict[str, Any], path: Path, *, resolve_secrets: bool = Tru
     defaults = {**BUILTIN_DEFAULTS, **given_defaults.raw}
 
     jobs_raw = top.tables("jobs", "one table per job")
+    declared = len(jobs_raw)  # the operator's; the built-in job comes after them
     jobs_raw = [*jobs_raw, *builtin_jobs(jobs_raw)]  # history pruning: see config.builtin
     jobs: list[JobSpec] = []
     seen: set[str] = set()
@@ -109,8 +120,28 @@ def parse_config(raw: dict[str, Any], path: Path, *, resolve_secrets: bool = Tru
     )
     if not resolve_secrets:
         return config
+    _require_an_enabled_job(config, config.jobs[:declared])
     own_secret = {job_raw.get("id") for job_raw in jobs_raw if "secret" in job_raw}
     return _with_secrets(config, own_secret)
+
+
+def _require_an_enabled_job(config: Config, declared: tuple[JobSpec, ...]) -> None:
+    """Refuse a config with nothing of the operator's to run.
+
+    An emptied or truncated file (an editor crash, a bad deploy, ``> config.toml``) would
+    otherwise remove every job on the next reload, quietly. The built-in history pruning
+    that cronhost appends to every config does not count; a [[jobs]] table the operator
+    wrote does, even one that reschedules the pruning.
+    """
+    if any(job.enabled for job in declared):
+        return
+    what = ("declares no [[jobs]]" if not declared
+            else "has no enabled job (every [[jobs]] has enabled = false)")
+    raise ConfigError(
+        f"the config {what}; cronhost will not run (or reload into) a config with nothing "
+        "to run, so that an emptied file cannot remove every job. Add a [[jobs]] table with "
+        "an id, a schedule and a url, path or call (the built-in history pruning does not "
+        "count)", file=str(config.path), field="jobs")
 
 
 def _store(table: TableReader, path: Path) -> StoreSettings:
@@ -120,8 +151,12 @@ def _store(table: TableReader, path: Path) -> StoreSettings:
         raise table.error("must be a SQLAlchemy URL string", "url")
     url = resolve_store_url(url, path)
     try:
-        parse_store_url(url)
-    except StoreError:
+        # ValueError: SQLAlchemy's make_url reads the port with int() ("db:notaport"),
+        # and takes any number, which only fails at the first connection.
+        port = parse_store_url(url).port
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError(port)
+    except (StoreError, ValueError):
         raise table.error(BAD_URL, "url") from None
     return StoreSettings(url=url, keep=table.duration("keep", "90d"))
 
@@ -151,6 +186,10 @@ def _with_secrets(config: Config, own_secret: set[Any]) -> Config:
             continue
         field = "secret" if job.id in own_secret else "defaults.secret"
         values[job.secret] = require_secret(job.secret, file=file, job=job.id, field=field)
+    for job in config.jobs:
+        for name in job.body_secrets:
+            if job.enabled and name not in values:
+                values[name] = require_secret(name, file=file, job=job.id, field="body")
     values.update(resolve_secrets(config.alerts, file))
     heartbeat: HeartbeatSettings | None = config.heartbeat
     if heartbeat is not None and heartbeat.url_secret is not None:

@@ -41,6 +41,8 @@ class JobSpec:
     headers: tuple[tuple[str, str], ...] = ()
     body: str | None = None
     json_body_text: str | None = None  # canonical JSON; kept as text so the spec stays hashable
+    # Secrets the body names as ${NAME}, filled in at send time (never stored here).
+    body_secrets: tuple[str, ...] = ()
     secret: str | None = None
     call: str | None = None
 

@@ -87,8 +87,9 @@ def _host_port(table: TableReader) -> tuple[str, int]:
         raise problem
     host, colon, port_text = value.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
+    # isascii: "٩٤٦٤".isdigit() is true; len: int() refuses 4300+ digits with a ValueError.
     if (not colon or not host or not port_text.isascii() or not port_text.isdigit()
-            or not 0 <= int(port_text) <= 65535):
+            or len(port_text) > 5 or not 0 <= int(port_text) <= 65535):
         raise problem
     return host, int(port_text)
 
@@ -126,6 +127,6 @@ def parse_log_level(table: TableReader | None) -> int | None:
         return None
     table.only({"level"})
     level = table.value("level", "info")
-    if level not in LOG_LEVELS:
+    if not isinstance(level, str) or level not in LOG_LEVELS:  # a list is not hashable
         raise table.error(f"must be one of {', '.join(LOG_LEVELS)}", "level")
     return LOG_LEVELS[level]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import parse_qsl, urlsplit
 
+from scheduler.config.credentials import url_credential
 from scheduler.config.secrets import looks_like_a_token
 
 __all__ = ["CREDENTIAL_QUERY_KEYS", "host_of", "is_loopback", "url_holds_token", "url_problem"]
@@ -41,7 +42,13 @@ def url_problem(url: str) -> str | None:
 
 
 def url_holds_token(url: str) -> bool:
-    """True when a path segment or query value looks like a credential (a Slack hook's key)."""
+    """True when a path segment or query value looks like a credential (a Slack hook's key).
+
+    The job rule (:func:`~scheduler.config.credentials.url_credential`) and, for alert and
+    ping URLs, which nearly always carry a key, a looser one: 16 characters, 4 digits.
+    """
+    if url_credential(url):
+        return True
     parts = urlsplit(url)
     if parts.username or parts.password:
         return True

@@ -17,6 +17,7 @@ from jobs.http import AttemptReport, HttpJobRunner, HttpRequest
 from jobs.outcome import Outcome
 from jobs.python import CallContext, resolve_callable, run_callable
 from scheduler.config import Config, JobSpec
+from scheduler.config.placeholders import fill, fill_json
 from scheduler.logs import get_logger
 
 __all__ = ["BuiltinCall", "JobExecutor"]
@@ -57,14 +58,20 @@ class JobExecutor:
             return await run_callable(function, context, spec.deadline)
         assert spec.url is not None
         secrets = self._config().secrets
+        body, json_body = spec.body, _json(spec.json_body_text)
+        if "${" in (spec.body or spec.json_body_text or ""):
+            # ${NAME} in the body: the value goes out with this request and nowhere else
+            # (the spec, the store and the logs keep the name); $${ becomes a literal ${.
+            body = fill(body, secrets) if body is not None else None
+            json_body = fill_json(json_body, secrets)
         request = HttpRequest(
             job_id=spec.id,
             url=spec.url,
             idempotency_key=key,
             method=spec.method,
             headers=dict(spec.headers),
-            body=spec.body,
-            json_body=_json(spec.json_body_text),
+            body=body,
+            json_body=json_body,
             secret=secrets.get(spec.secret) if spec.secret else None,
             timeout=spec.timeout,
             deadline=spec.deadline,

@@ -12,7 +12,7 @@ Nothing here knows APScheduler: the engine wraps these schedules in its triggers
 
 from __future__ import annotations
 
-from scheduler.schedule.base import Schedule, ScheduleError, as_utc, next_fire_times
+from scheduler.schedule.base import Schedule, ScheduleError, as_utc, next_fire_times, shown
 from scheduler.schedule.crontab import CrontabSchedule, validate_expression, zone
 from scheduler.schedule.durations import format_duration, interval_words, parse_duration
 from scheduler.schedule.every import EverySchedule
@@ -32,6 +32,7 @@ __all__ = [
     "parse_duration",
     "replayed_slot",
     "schedule_words",
+    "shown",
     "slot_key",
     "validate_expression",
     "zone",

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from scheduler.errors import CronhostError
 
-__all__ = ["Schedule", "ScheduleError", "as_utc", "next_fire_times"]
+__all__ = ["Schedule", "ScheduleError", "as_utc", "next_fire_times", "shown"]
 
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -22,6 +22,16 @@ class ScheduleError(CronhostError, ValueError):
 
     A ValueError too, so callers that validate generic input can catch it as one.
     """
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for quoting input back in an error.
+
+    A message quotes what the operator wrote so they can find it; a 5,000-character
+    value pasted whole would bury the one paragraph the error must be.
+    """
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 class Schedule(Protocol):

@@ -21,13 +21,14 @@ key however the job's zone labels it.
 
 from __future__ import annotations
 
+import functools
 import threading
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from scheduler.schedule.base import ScheduleError, as_utc
+from scheduler.schedule.base import ScheduleError, as_utc, shown
 
 __all__ = ["CrontabSchedule", "cron_form", "validate_expression", "zone"]
 
@@ -72,19 +73,26 @@ def validate_expression(expression: str) -> str:
     return normalized
 
 
+# Every config load (start, each reload, each `cronhost` command) checks every job's line,
+# and each check runs cronsim; the lines rarely change. Errors are not cached: they raise.
+@functools.lru_cache(maxsize=1024)
 def cron_form(normalized: str, original: str) -> str:
     """The 5-field form cronsim evaluates (macros expanded); raises ScheduleError."""
 
     def bad(reason: str) -> ScheduleError:
-        return ScheduleError(f"{original!r} is not a valid cron expression: {reason}")
+        return ScheduleError(f"{shown(original)} is not a valid cron expression: {reason}")
 
     if not normalized:
         raise bad("it is empty")
+    if not original.isascii() or not normalized.isprintable():
+        # str.isdigit() and int() accept digits such as "¹" or "٣" that no cron reads;
+        # control characters could not be shown in an error or a dashboard cell.
+        raise bad("it may only hold ASCII letters, digits, spaces and * , - /")
     if normalized.startswith("@"):
         if normalized.lower() == "@reboot":
             raise bad("cronhost runs jobs on a clock, so @reboot is not supported")
         if normalized.lower() not in _MACROS:
-            raise bad(f"unknown macro {normalized}; use one of {', '.join(_MACROS)}")
+            raise bad(f"unknown macro {normalized[:40]}; use one of {', '.join(_MACROS)}")
         return _MACROS[normalized.lower()]
     fields = normalized.split(" ")
     if len(fields) != 5:
@@ -99,7 +107,8 @@ def cron_form(normalized: str, original: str) -> str:
         # cronsim has the last word; its own checks catch what the syntax allows but the
         # calendar does not, such as "0 0 30 2 *".
         next(CronSim(normalized, datetime(2000, 1, 1, tzinfo=UTC)))
-    except CronSimError as exc:
+    except (CronSimError, ValueError) as exc:
+        # ValueError too: cronsim's int() is its own last check, and a message beats a trace.
         if "day-of-month" in str(exc):
             raise bad(f"day-of-month {fields[2]} never occurs in month {fields[3]}") from None
         raise bad(str(exc).lower()) from None
@@ -115,14 +124,14 @@ def _field_problem(text: str, name: str, low: int, high: int, names: list[str]) 
     for char, what in (("L", "L (last)"), ("W", "W (weekday)"), ("#", "# (nth weekday)"),
                        ("?", "?")):
         if char in text.upper() and not (names and _mentions_name(text, names)):
-            return f"{name} {text!r} uses {what}, which Debian cron does not support"
+            return f"{name} {shown(text)} uses {what}, which Debian cron does not support"
     for term in text.split(","):
         base, slash, step = term.partition("/")
         if slash:
-            if not step.isdigit():
-                return f"{name} step {step!r} in {term!r} is not a number"
+            if not _is_number(step):
+                return f"{name} step {shown(step)} in {shown(term)} is not a number"
             if int(step) == 0:
-                return f"{name} step in {term!r} must be at least 1"
+                return f"{name} step in {shown(term)} must be at least 1"
         if base == "*":
             continue
         start_text, dash, end_text = base.partition("-")
@@ -148,7 +157,7 @@ def _mentions_name(text: str, names: list[str]) -> bool:
 
 def _field_value(text: str, name: str, low: int, high: int, names: list[str]) -> int | str:
     """The number `text` stands for, or a string saying why it is not valid."""
-    if text.isdigit():
+    if _is_number(text):
         value = int(text)
         if not low <= value <= high:
             return f"{name} {value} is out of range {low}-{high}"
@@ -158,17 +167,24 @@ def _field_value(text: str, name: str, low: int, high: int, names: list[str]) ->
     if not text:
         return f"{name} has an empty value"
     if names:
-        return f"{name} {text!r} is neither a number nor a name ({names[0]}-{names[-1]})"
-    return f"{name} {text!r} is not a number"
+        return f"{name} {shown(text)} is neither a number nor a name ({names[0]}-{names[-1]})"
+    return f"{name} {shown(text)} is not a number"
+
+
+def _is_number(text: str) -> bool:
+    # ASCII digits only ("¹".isdigit() is true, and int() reads "٣"), and few of them:
+    # int() refuses strings past 4300 digits, and more than 9 are out of range anyway.
+    return text.isascii() and text.isdigit() and len(text) <= 9
 
 
 def zone(name: str) -> ZoneInfo:
     """The IANA time zone `name`; raises ScheduleError if there is none."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        # ValueError/TypeError: names such as "" or "../x" that are not even zone keys.
-        raise ScheduleError(f"unknown time zone {name!r}") from None
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
+        # ValueError/TypeError: names such as "" or "../x" that are not even zone keys;
+        # OSError: a name longer than a file name may be (zoneinfo opens it as a file).
+        raise ScheduleError(f"unknown time zone {shown(name)}") from None
 
 
 def _evaluation_zone(name: str) -> tzinfo:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from scheduler.schedule.base import ScheduleError
+from scheduler.schedule.base import ScheduleError, shown
 
 __all__ = ["format_duration", "interval_words", "parse_duration"]
 
 _DURATION_UNITS = {"d": 86400_000_000, "h": 3600_000_000, "m": 60_000_000, "s": 1_000_000,
                    "ms": 1000}
 # Units in descending order, each at most once: "1h30m" but not "30m1h" or "1m1m".
-_DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?")
+# [0-9], not \d: \d matches any Unicode digit ("٣", "¹"), which int() may not read. At most
+# 15 digits a unit: longer counts overflow timedelta anyway, and int() refuses 4300+ digits.
+_DURATION_RE = re.compile(r"(?:([0-9]{1,15})d)?(?:([0-9]{1,15})h)?(?:([0-9]{1,15})m(?!s))?"
+                          r"(?:([0-9]{1,15})s)?(?:([0-9]{1,15})ms)?", re.ASCII)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -20,18 +23,16 @@ def parse_duration(text: str) -> timedelta:
     stripped = text.strip()
     match = _DURATION_RE.fullmatch(stripped)
     if not stripped or match is None or not any(match.groups()):
-        raise ScheduleError(f"{text!r} is not a valid duration: use a number and a unit, "
+        raise ScheduleError(f"{shown(text)} is not a valid duration: use a number and a unit, "
                             "e.g. 30s, 5m, 2h, 1d, 1h30m or 500ms")
     micros = sum(int(count) * _DURATION_UNITS[unit]
                  for count, unit in zip(match.groups(), _DURATION_UNITS, strict=True) if count)
     if micros <= 0:
-        raise ScheduleError(f"{text!r} is not a valid duration: it must be longer than zero")
+        raise ScheduleError(f"{shown(text)} is not a valid duration: it must be longer than zero")
     try:
         return timedelta(microseconds=micros)
     except OverflowError:  # "99999999999d": more days than timedelta holds
-        raise ScheduleError(f"{text!r} is not a valid duration: it is far too long") from None
-
-
+        raise ScheduleError(f"{shown(text)} is not a valid duration: it is far too long") from None
 
 
 def format_duration(value: timedelta) -> str:
