@@ -46,6 +46,9 @@ class HttpRequest:
     json_body: Any = None
     # The Bearer token itself: kept out of repr so it cannot reach a log line.
     secret: str | None = field(default=None, repr=False)
+    # Other secret values that must never come back out (the body's named secrets, other
+    # jobs' tokens an endpoint might echo): redacted from everything kept of the reply.
+    redact_also: tuple[str, ...] = field(default=(), repr=False)
     timeout: float = 30.0
     deadline: float = 120.0
     retries: int = 2
@@ -133,7 +136,8 @@ class HttpJobRunner:
             # exception's message, which could quote the secret.
             trace = "".join(traceback.format_exception(exc))
             log.error(
-                "http job %s: unexpected error\n%s", request.job_id, redact(trace, [request.secret])
+                "http job %s: unexpected error\n%s", request.job_id,
+                redact(trace, [request.secret, *request.redact_also]),
             )
             return slot_run.outcome(
                 RunStatus.FAILED, f"{type(exc).__name__}: {exc}", max(slot_run.attempts, 1)
@@ -201,7 +205,7 @@ class _SlotRun:
         return self.outcome(RunStatus.OK, None, self.attempts)
 
     def outcome(self, status: RunStatus, error: str | None, attempts: int) -> Outcome:
-        secrets = [self.request.secret]
+        secrets = [self.request.secret, *self.request.redact_also]
         reply = self.last_reply
         fields = reply.fields if reply is not None else None
         duration = fields.duration if fields else None
@@ -214,7 +218,7 @@ class _SlotRun:
             data=redact_json(fields.data, secrets) if fields else None,
             endpoint_duration=redact(duration, secrets) if isinstance(duration, str) else duration,
             response_excerpt=(
-                excerpt(reply.body, self.request.excerpt_bytes, self.request.secret)
+                excerpt(reply.body, self.request.excerpt_bytes, secrets)
                 if reply
                 else None
             ),
@@ -243,7 +247,8 @@ class _SlotRun:
             attempt=self.attempts,
             request_id=request_id,
             http_status=result.status if isinstance(result, Reply) else None,
-            error=redact(str(failure), [self.request.secret]) if failure else None,
+            error=redact(str(failure), [self.request.secret, *self.request.redact_also])
+            if failure else None,
             duration=duration,
             will_retry=False,
             wait=0.0,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -59,11 +61,16 @@ async def read_reply(response: httpx.Response, limit: int) -> Reply:
     )
 
 
-def excerpt(body: bytes, limit: int, secret: str | None) -> str | None:
-    """The first ``limit`` bytes of ``body`` as text, secrets redacted; None for an empty body."""
+def excerpt(
+    body: bytes, limit: int, secret: str | None | Sequence[str | None]
+) -> str | None:
+    """The first ``limit`` bytes of ``body`` as text, secrets redacted; None for an empty body.
+
+    ``secret`` is one secret or several (the job's token and every other one to hide).
+    """
     if not body or limit <= 0:
         return None
-    secrets = [secret]
+    secrets = [secret] if secret is None or isinstance(secret, str) else list(secret)
     # Redact over a window reaching past the cut far enough that a form of the
     # secret starting before it (HTML entities take up to 12 bytes a character)
     # is seen whole, or by a run long enough to be recognised.

@@ -123,6 +123,20 @@ def test_ok_keeps_the_endpoints_message_data_and_duration(endpoint: EndpointServ
     assert (report.attempt, report.http_status, report.will_retry) == (1, 200, False)
 
 
+def test_an_echo_of_another_secret_is_redacted_as_well_as_the_jobs_own(
+    endpoint: EndpointServer,
+) -> None:
+    """A body's named secret (or another job's token) echoed back never stays in the run."""
+    other = "body-secret-Kq7vW2xP9mLz"
+    endpoint.program(PATH, Fault.status(
+        500, {"success": False, "message": f"bad token {other}", "data": {"echo": other}}))
+    outcome, _, _ = run_job(make_request(endpoint.url + PATH, retries=0, redact_also=(other,)))
+
+    kept = f"{outcome.error} {outcome.message} {outcome.data} {outcome.response_excerpt}"
+    assert other not in kept and other.lower() not in kept.lower()
+    assert "[REDACTED]" in kept
+
+
 # -- retry or not ------------------------------------------------------------
 
 

@@ -30,7 +30,7 @@ def store_url(args: argparse.Namespace) -> str:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
         table = raw.get("store", {})
         url = table.get("url") if isinstance(table, dict) else None
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError, RecursionError):
         pass
     return resolve_store_url(url if isinstance(url, str) else None, path)
 

@@ -73,6 +73,7 @@ class JobExecutor:
             body=body,
             json_body=json_body,
             secret=secrets.get(spec.secret) if spec.secret else None,
+            redact_also=tuple(secrets.values_for_redaction()),
             timeout=spec.timeout,
             deadline=spec.deadline,
             retries=spec.retries,
