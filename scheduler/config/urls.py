@@ -6,6 +6,7 @@ checked here, so "is this a credential in a URL" has one answer.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from urllib.parse import parse_qsl, urlsplit
 
@@ -20,6 +21,7 @@ CREDENTIAL_QUERY_KEYS = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=1024)  # 10,000 jobs on one host ask 10,000 times
 def is_loopback(host: str) -> bool:
     """``localhost``, ``*.localhost``, 127.0.0.0/8 or ::1 (RFC 6761 reserves .localhost)."""
     if host == "localhost" or host.endswith(".localhost"):

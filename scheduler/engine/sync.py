@@ -8,13 +8,14 @@ rescheduled, removed (or disabled) jobs are removed.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 
+from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
-from apscheduler.triggers.base import BaseTrigger
 
 from scheduler.config import JobSpec
 from scheduler.engine.legacy import FIRE_SLOT, upgrade_stored_jobs
@@ -92,13 +93,14 @@ class Engine:
         for job_id in existing.keys() - wanted.keys():
             self.scheduler.remove_job(job_id)
             changes.removed.append(job_id)
+        new = [spec for job_id, spec in wanted.items() if job_id not in existing]
+        self._add_many(new, paused)
+        changes.added += [spec.id for spec in new]
         for job_id, spec in wanted.items():
-            trigger = trigger_for(spec)
             job = existing.get(job_id)
             if job is None:
-                self._add(spec, trigger, job_id in paused)
-                changes.added.append(job_id)
                 continue
+            trigger = trigger_for(spec)
             if job.trigger != trigger:
                 self.scheduler.reschedule_job(job_id, trigger=trigger)
                 changes.rescheduled.append(job_id)
@@ -115,12 +117,14 @@ class Engine:
         for job_id in before.keys() - wanted.keys():
             self.scheduler.remove_job(job_id)
             changes.removed.append(job_id)
+        new = [spec for job_id, spec in wanted.items() if job_id not in before]
+        self._add_many(new, paused)
+        changes.added += [spec.id for spec in new]
         for job_id, spec in wanted.items():
             old = before.get(job_id)
             if old is None:
-                self._add(spec, trigger_for(spec), job_id in paused)
-                changes.added.append(job_id)
-            elif (old.schedule, old.every, old.timezone) != (spec.schedule, spec.every,
+                continue
+            if (old.schedule, old.every, old.timezone) != (spec.schedule, spec.every,
                                                               spec.timezone):
                 self.scheduler.reschedule_job(job_id, trigger=trigger_for(spec))
                 self.set_paused(job_id, job_id in paused)
@@ -129,14 +133,28 @@ class Engine:
                 changes.unchanged.append(job_id)
         return changes
 
-    def _add(self, spec: JobSpec, trigger: BaseTrigger, paused: bool) -> None:
-        # A paused job is stored without a next fire time from the start: adding it and
-        # pausing it after would leave a moment in which its slot could fire.
-        options = {"next_run_time": None} if paused else {}
-        self.scheduler.add_job(
-            FIRE_SLOT, trigger=trigger, args=[spec.id], id=spec.id, name=spec.id,
-            replace_existing=True, **options,
-        )
+    def _add_many(self, specs: list[JobSpec], paused: set[str]) -> None:
+        """Add jobs to APScheduler's job store in one transaction (add_job writes one each).
+
+        Built as APScheduler's add_job builds them (its Job, its pickled state), so the
+        scheduler reads them back like any other. A paused job is stored without a next
+        fire time from the start: adding it, then pausing it, would leave a moment in
+        which its slot could fire.
+        """
+        if not specs:
+            return
+        now = datetime.now(UTC)
+        rows = []
+        for spec in specs:
+            trigger = trigger_for(spec)
+            next_run = None if spec.id in paused else trigger.get_next_fire_time(None, now)
+            job = Job(self.scheduler, id=spec.id, name=spec.id, func=FIRE_SLOT, args=(spec.id,),
+                      kwargs={}, trigger=trigger, executor="default", misfire_grace_time=None,
+                      coalesce=False, max_instances=1, next_run_time=next_run)
+            rows.append({"id": spec.id, "next_run_time": next_run.timestamp() if next_run else None,
+                         "job_state": pickle.dumps(job.__getstate__(), pickle.HIGHEST_PROTOCOL)})
+        self._store.put_scheduled_jobs(rows)
+        self.scheduler.wakeup()
 
     def set_paused(self, job_id: str, paused: bool) -> bool:
         """Pause keeps no next fire time, so paused slots are neither run nor counted missed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ _DURATION_RE = re.compile(r"(?:([0-9]{1,15})d)?(?:([0-9]{1,15})h)?(?:([0-9]{1,15
                           r"(?:([0-9]{1,15})s)?(?:([0-9]{1,15})ms)?", re.ASCII)
 
 
+@functools.lru_cache(maxsize=1024)  # every job repeats the same few: "30s", "2m", "5m"
 def parse_duration(text: str) -> timedelta:
     """Parse "30s", "5m", "2h", "1d", "1h30m", "500ms"; raises ScheduleError."""
     stripped = text.strip()

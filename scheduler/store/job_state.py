@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, column, inspect, select, table, update
+from sqlalchemy import Engine, bindparam, column, inspect, select, table, update
 
 from scheduler.store.rows import JobRow, utcnow
 from scheduler.store.schema import APSCHEDULER_TABLE, job_state
@@ -25,20 +25,31 @@ class JobStateTable:
 
 
     def sync_jobs(self, jobs: Iterable[dict[str, Any]]) -> None:
-        """Record what the daemon now runs; jobs no longer configured are marked removed."""
+        """Record what the daemon now runs; jobs no longer configured are marked removed.
+
+        Only rows that change are written, in one statement per kind of change, so a
+        reload of 10,000 jobs that changes one writes one row.
+        """
         now = utcnow()
-        listed = list(jobs)
+        listed = {job["job_id"]: {**job, "removed": False} for job in jobs}
+        fields = sorted({key for job in listed.values() for key in job})
         with self.engine.begin() as conn:
-            known = set(conn.execute(select(job_state.c.job_id)).scalars())
-            for job in listed:
-                values = {**job, "removed": False, "updated_at": now}
-                if job["job_id"] in known:
-                    conn.execute(
-                        update(job_state).where(job_state.c.job_id == job["job_id"]).values(**values)
-                    )
-                else:
-                    conn.execute(job_state.insert().values(**values))
-            gone = known - {job["job_id"] for job in listed}
+            known = {row["job_id"]: row for row in conn.execute(
+                select(*(job_state.c[name] for name in fields))).mappings()}
+            changed = [job for job_id, job in listed.items()
+                       if job_id in known and dict(known[job_id]) != job]
+            added = [job for job_id, job in listed.items() if job_id not in known]
+            if changed:
+                conn.execute(
+                    update(job_state).where(job_state.c.job_id == bindparam("b_job_id"))
+                    .values({name: bindparam(f"b_{name}") for name in fields if name != "job_id"}
+                            | {"updated_at": now}),
+                    [{f"b_{key}": value for key, value in job.items()} for job in changed],
+                )
+            if added:
+                conn.execute(job_state.insert(), [{**job, "updated_at": now} for job in added])
+            gone = [job_id for job_id, row in known.items()
+                    if job_id not in listed and not row["removed"]]
             if gone:
                 conn.execute(
                     update(job_state)
@@ -88,6 +99,15 @@ class JobStateTable:
             )
             for row in rows
         ]
+
+    def put_scheduled_jobs(self, rows: list[dict[str, Any]]) -> None:
+        """Write APScheduler job rows (id, next_run_time, job_state) in one transaction,
+        replacing rows with the same id (the engine builds them; see engine.sync)."""
+        aps = table(APSCHEDULER_TABLE, column("id"), column("next_run_time"),
+                    column("job_state"))
+        with self.engine.begin() as conn:
+            conn.execute(aps.delete().where(aps.c.id.in_([row["id"] for row in rows])))
+            conn.execute(aps.insert(), rows)
 
     def next_run_times(self) -> dict[str, datetime]:
         """Next fire times from APScheduler's job store table (epoch seconds there)."""
