@@ -92,7 +92,7 @@ class HttpJobRunner:
         self,
         *,
         user_agent: str,
-        max_in_flight: int = 32,
+        max_in_flight: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:

@@ -75,7 +75,7 @@ class StoreSettings:
 @dataclass(frozen=True)
 class DaemonSettings:
     shutdown_timeout: float = 30.0
-    max_in_flight: int = 32
+    max_in_flight: int = 100
     watch_config: bool = False
     heartbeat_interval: float = 15.0
 
