@@ -476,7 +476,7 @@ def run_burst(args: argparse.Namespace) -> int:
         endpoint.url, job_table(args.jobs, lambda _i: f'every = "{every}s"'),
         max_in_flight=args.max_in_flight), encoding="utf-8")
     print(f"mode {args.mode}: {args.jobs} HTTP jobs every {every}s for {args.seconds:g} s; "
-          f"max_in_flight {args.max_in_flight or '32 (daemon default)'}; endpoint delay "
+          f"max_in_flight {args.max_in_flight or '100 (daemon default)'}; endpoint delay "
           f"{args.min_ms:g}-{args.max_ms:g} ms; misfire_grace 5m; timeout/deadline/retries "
           f"at the defaults (30s/2m/2)", flush=True)
     daemon = Daemon(config, workdir / "daemon.log")
@@ -697,7 +697,7 @@ def run_idle(args: argparse.Namespace) -> int:
     print(f"mode idle: {args.jobs} HTTP jobs on '{NEVER_DUE}' (none due), measured for "
           f"{args.seconds:g} s after a {args.settle:g} s settle; watchdog WATCHDOG_USEC=30000000 "
           f"(pings every 15 s) to a NOTIFY_SOCKET; [heartbeat] ping every {args.heartbeat_interval} "
-          f"to the endpoint; [daemon] heartbeat_interval 5s (default)", flush=True)
+          f"to the endpoint; [daemon] heartbeat_interval 15s (default)", flush=True)
     daemon = Daemon(config, workdir / "daemon.log", NOTIFY_SOCKET=str(notify.path),
                     WATCHDOG_USEC="30000000")
     try:

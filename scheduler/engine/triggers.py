@@ -20,8 +20,18 @@ from scheduler.schedule import CrontabSchedule, EverySchedule
 __all__ = ["CrontabTrigger", "EveryTrigger", "trigger_for"]
 
 
-class _VersionedState:
+class _ScheduleTrigger(BaseTrigger):  # type: ignore[misc]
+    """A trigger that only delegates to its pure schedule (scheduler.schedule)."""
+
     _STATE_VERSION = 1
+    schedule: CrontabSchedule | EverySchedule
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        return self.schedule.next_fire_time(previous_fire_time, now)
+
+    next_fire_time = get_next_fire_time  # a trigger is a Schedule too (next_fire_times)
 
     @classmethod
     def _check_version(cls, state: dict[str, Any]) -> None:
@@ -32,8 +42,19 @@ class _VersionedState:
                 f"but only versions up to {cls._STATE_VERSION} can be handled"
             )
 
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.schedule == other.schedule  # type: ignore[attr-defined, no-any-return]
 
-class CrontabTrigger(_VersionedState, BaseTrigger):  # type: ignore[misc]
+    def __hash__(self) -> int:
+        return hash((type(self), self.schedule))
+
+    def __str__(self) -> str:
+        return str(self.schedule)
+
+
+class CrontabTrigger(_ScheduleTrigger):
     """Fires on a 5-field crontab schedule in an IANA zone (see scheduler.schedule.crontab)."""
 
     def __init__(self, expression: str, timezone: str = "UTC") -> None:
@@ -41,18 +62,11 @@ class CrontabTrigger(_VersionedState, BaseTrigger):  # type: ignore[misc]
 
     @property
     def expression(self) -> str:
-        return self.schedule.expression
+        return self.schedule.expression  # type: ignore[union-attr]
 
     @property
     def timezone(self) -> str:
-        return self.schedule.timezone
-
-    def get_next_fire_time(
-        self, previous_fire_time: datetime | None, now: datetime
-    ) -> datetime | None:
-        return self.schedule.next_fire_time(previous_fire_time, now)
-
-    next_fire_time = get_next_fire_time  # a trigger is a Schedule too (next_fire_times)
+        return self.schedule.timezone  # type: ignore[union-attr]
 
     def __getstate__(self) -> dict[str, Any]:
         return {"version": self._STATE_VERSION, "expression": self.expression,
@@ -62,22 +76,11 @@ class CrontabTrigger(_VersionedState, BaseTrigger):  # type: ignore[misc]
         self._check_version(state)
         self.schedule = CrontabSchedule(state["expression"], state["timezone"])
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CrontabTrigger):
-            return NotImplemented
-        return self.schedule == other.schedule
-
-    def __hash__(self) -> int:
-        return hash((CrontabTrigger, self.schedule))
-
-    def __str__(self) -> str:
-        return str(self.schedule)
-
     def __repr__(self) -> str:
         return f"<{type(self).__name__} ({self.expression!r}, timezone={self.timezone!r})>"
 
 
-class EveryTrigger(_VersionedState, BaseTrigger):  # type: ignore[misc]
+class EveryTrigger(_ScheduleTrigger):
     """Fires every `interval` on the epoch grid (see scheduler.schedule.every)."""
 
     def __init__(self, interval: timedelta) -> None:
@@ -85,14 +88,7 @@ class EveryTrigger(_VersionedState, BaseTrigger):  # type: ignore[misc]
 
     @property
     def interval(self) -> timedelta:
-        return self.schedule.interval
-
-    def get_next_fire_time(
-        self, previous_fire_time: datetime | None, now: datetime
-    ) -> datetime | None:
-        return self.schedule.next_fire_time(previous_fire_time, now)
-
-    next_fire_time = get_next_fire_time  # a trigger is a Schedule too (next_fire_times)
+        return self.schedule.interval  # type: ignore[union-attr]
 
     def __getstate__(self) -> dict[str, Any]:
         return {"version": self._STATE_VERSION, "interval": self.interval}
@@ -100,17 +96,6 @@ class EveryTrigger(_VersionedState, BaseTrigger):  # type: ignore[misc]
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._check_version(state)
         self.schedule = EverySchedule(state["interval"])
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EveryTrigger):
-            return NotImplemented
-        return self.schedule == other.schedule
-
-    def __hash__(self) -> int:
-        return hash((EveryTrigger, self.schedule))
-
-    def __str__(self) -> str:
-        return str(self.schedule)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} (interval={self.interval!r})>"

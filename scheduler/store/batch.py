@@ -15,7 +15,6 @@ the daemon's writes never fight each other for SQLite's single write lock.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from jobs.outcome import Outcome, RunStatus
 from scheduler.schedule import slot_key
-from scheduler.store.rows import JobAdvance, SlotClaim, iso
+from scheduler.store.rows import JobAdvance, SlotClaim, iso, json_or_none
 from scheduler.store.schema import APSCHEDULER_TABLE, job_state, runs
 
 __all__ = ["BatchWrites", "FinishedRun", "MissedBatch", "StartedRun", "SlotKey"]
@@ -240,12 +239,3 @@ def _finished_values(run: FinishedRun) -> dict[str, Any]:
         b_error=outcome.error, b_message=outcome.message, b_data=json_or_none(outcome.data),
         b_excerpt=outcome.response_excerpt,
     )
-
-
-def json_or_none(value: Any) -> str | None:
-    if value is None:
-        return None
-    try:
-        return json.dumps(value, default=str)[:16_384]
-    except (TypeError, ValueError):
-        return None

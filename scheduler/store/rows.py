@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import asdict, dataclass
@@ -159,3 +160,13 @@ def run_from_row(row: Any) -> RunRow:
 
 def command_from_row(row: Any) -> Command:
     return Command(**{key: row[key] for key in Command.__dataclass_fields__})
+
+
+def json_or_none(value: Any) -> str | None:
+    """An endpoint's `data` as the JSON text the store keeps (16 KB at most), or None."""
+    if value is None:
+        return None
+    try:
+        return json.dumps(value, default=str)[:16_384]
+    except (TypeError, ValueError):
+        return None

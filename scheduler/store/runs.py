@@ -7,7 +7,6 @@ what keeps a run single across restarts, reloads and several daemons.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -17,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from jobs.outcome import Outcome, RunStatus
 from scheduler.schedule import slot_key
-from scheduler.store.rows import RunRow, iso, run_from_row, utcnow
+from scheduler.store.rows import RunRow, iso, json_or_none, run_from_row, utcnow
 from scheduler.store.schema import job_state, runs
 
 __all__ = ["RunsTable"]
@@ -146,7 +145,7 @@ class RunsTable:
                     duration_ms=duration_ms,
                     error=outcome.error,
                     message=outcome.message,
-                    data=_json_or_none(outcome.data),
+                    data=json_or_none(outcome.data),
                     response_excerpt=outcome.response_excerpt,
                 )
             )
@@ -317,12 +316,3 @@ class RunsTable:
                 ).scalars().all()
                 durations[job_id] = [int(value) for value in reversed(values)]
         return durations
-
-
-def _json_or_none(value: Any) -> str | None:
-    if value is None:
-        return None
-    try:
-        return json.dumps(value, default=str)[:16_384]
-    except (TypeError, ValueError):
-        return None
