@@ -39,6 +39,7 @@ __all__ = ["SlotRunner"]
 
 log = get_logger("run")
 
+SLOW_CLAIM_MS = 100
 SKIPPED_RUNNING = "skipped: the previous run of this job was still running"
 SKIPPED_QUEUED = ("skipped: the previous slot of this job was still queued, waiting for a free "
                   "place under [daemon] max_in_flight")
@@ -90,15 +91,17 @@ class SlotRunner:
             if decision.to_run is not None:
                 claims.append((spec, self._claim(spec, decision.to_run, "schedule")))
         written = await self._commit_and_start(claims, missed, advances, now)
-        # One line a wake-up: what the claim transaction took is where a burst's first
-        # lateness comes from.
-        log.info(
+        # What the claim transaction took is where a burst's first lateness comes from:
+        # worth a line when it is slow; otherwise only for debugging (one a wake-up).
+        took_ms = int((time.monotonic() - began) * 1000)
+        log.log(
+            20 if took_ms >= SLOW_CLAIM_MS else 10,
             "due slots claimed",
             extra={"action": "run.claimed", "jobs": len(advances), "claimed": len(written),
                    "missed": sum(len(batch.slots) for batch in missed),
                    "lateness_ms": int((now - min(min(a.run_times) for a in advances))
                                       .total_seconds() * 1000) if advances else 0,
-                   "took_ms": int((time.monotonic() - began) * 1000)},
+                   "took_ms": took_ms},
         )
 
     def _claim(self, spec: JobSpec, scheduled_at: datetime, trigger: str,
