@@ -15,6 +15,7 @@ from sqlalchemy import text, update
 from jobs.outcome import Outcome, RunStatus
 from scheduler.config import load_config
 from scheduler.daemon.control import job_state_rows
+from scheduler.schedule import next_fire_times
 from scheduler.store import Store
 from scheduler.store.schema import APSCHEDULER_TABLE, daemons
 
@@ -167,3 +168,79 @@ def _runs(store: Store) -> None:
     day = NOW.replace(hour=2, minute=0, second=0)
     run(store, "calendar-cleanup", day - timedelta(days=1), ok("removed 3 events"), 4200)
     store.record_missed("calendar-cleanup", [day], "the daemon was down at 02:00", DAEMON_ID)
+
+
+# LeadMap's 14 jobs as the shipped config.toml declares them (copied, so that an edit
+# of that file does not move every picture), plus the built-in history pruning: 15.
+LEADMAP = (
+    ("process-email-queue", "* * * * *", "Send queued outbound email"),
+    ("process-campaigns", "* * * * *", "Advance email campaigns"),
+    ("process-emails", "* * * * *", "Process inbound and outbound email"),
+    ("gmail-watch-renewal", "0 3 * * *", "Renew Gmail push watches"),
+    ("sync-mailboxes", "*/5 * * * *", "Sync connected mailboxes"),
+    ("calendar-sync", "*/15 * * * *", "Sync calendars"),
+    ("calendar-token-refresh", "0 * * * *", "Refresh calendar OAuth tokens"),
+    ("calendar-webhook-renewal", "0 3 * * *", "Renew calendar webhooks"),
+    ("calendar-sync-retry", "*/30 * * * *", "Retry failed calendar syncs"),
+    ("calendar-cleanup", "0 2 * * *", "Clean up stale calendar data"),
+    ("property-map-refresh", "0 */6 * * *", "Refresh the property map"),
+    ("prospect-enrich", "0 */4 * * *", "Enrich prospects"),
+    ("provider-health-check", "0 * * * *", "Check email/SMS provider health"),
+    ("sms-drip-run", "* * * * *", "Send due SMS drip messages"),
+)
+FLAKY_JOB = "calendar-sync"  # fails every other run; its last run went well
+DRIP_MESSAGE = ("Drip step sent to 42 leads across 3 campaigns; 5 skipped (unsubscribed), "
+                "1 bounced")
+
+
+def write_leadmap_config(tmp_path: Path) -> Path:
+    lines = ['[defaults]\nbase_url = "http://127.0.0.1:9"\nsecret = "CRON_SECRET"\n'
+             'allow_http = true\n']
+    for job_id, schedule, description in LEADMAP:
+        lines.append(f'[[jobs]]\nid = "{job_id}"\npath = "/api/cron/{job_id}"\n'
+                     f'schedule = "{schedule}"\ndescription = "{description}"\n'
+                     + ("enabled = false\n" if job_id == "property-map-refresh" else ""))
+    path = tmp_path / "leadmap.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def make_leadmap_store(tmp_path: Path) -> Store:
+    """The 15 jobs of a LeadMap install, a few hours into a day: some failing, one
+    flaky, one paused, one disabled, one with a trigger the daemon has not taken yet."""
+    config = load_config(write_leadmap_config(tmp_path), resolve_secrets=False)
+    store = empty_store(tmp_path)
+    store.migrate()
+    store.sync_jobs(job_state_rows(config.jobs))
+    store.set_paused("prospect-enrich", True)
+    with store.engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE {APSCHEDULER_TABLE} (id VARCHAR(191) PRIMARY KEY, "
+                          "next_run_time FLOAT, job_state BLOB NOT NULL)"))
+        for spec in config.jobs:
+            (when,) = next_fire_times(spec.timetable(), 1, NOW)
+            conn.execute(text(f"INSERT INTO {APSCHEDULER_TABLE} VALUES (:id, :t, x'00')"),
+                         {"id": spec.id, "t": when.timestamp()})
+    _runs(store)  # process-email-queue, sync-mailboxes, calendar-cleanup as in make_store
+    minute = NOW.replace(second=0)
+    for back in range(6, 0, -1):
+        slot = minute - timedelta(minutes=back)
+        run(store, "sms-drip-run", slot, ok(DRIP_MESSAGE), 300 + 10 * back)
+        run(store, "process-campaigns", slot, ok("advanced 2 campaigns"), 150 + back)
+        run(store, "process-emails", slot, ok("processed 9 emails"), 400 - back)
+    quarter = minute.replace(minute=0)
+    for back in range(5, 0, -1):
+        slot = quarter - timedelta(minutes=15 * (back - 1))
+        outcome = ok("synced 7 calendars") if back % 2 else Outcome(
+            RunStatus.FAILED, attempts=3, http_status=502,
+            error="HTTP 502 after 3 attempts: bad gateway")
+        run(store, FLAKY_JOB, slot, outcome, 2100 + back)
+    hour = minute.replace(minute=0)
+    run(store, "calendar-token-refresh", hour, ok("refreshed 3 tokens"), 820)
+    run(store, "provider-health-check", hour, Outcome(
+        RunStatus.TIMEOUT, attempts=1, error="no answer within 30s"), 30_000)
+    run(store, "calendar-sync-retry", minute.replace(minute=0) - timedelta(minutes=30),
+        ok("nothing to retry"), 95)
+    set_daemon(store, "up")
+    store.add_command("trigger", "process-campaigns", requested_by="cli")
+    store.url_for_humans = SHOWN_STORE
+    return store

@@ -18,6 +18,7 @@ from scheduler.store import Command, DaemonInfo, RunRow, Store
 from scheduler.views import RAN, JobStatus, job_statuses
 
 HISTORY_LIMIT = 50
+RUNS_LIMIT = 500  # the runs screen: a day of a minutely job, and then some
 TREND_LENGTH = 20
 RECENT_COMMANDS = 20
 FAILED = ("failed", "timeout")
@@ -72,9 +73,20 @@ class JobView:
 
     @property
     def failing(self) -> bool:
+        """The last run went wrong."""
         return self.status.last_status in (*FAILED, "abandoned") or (
             self.status.consecutive_failures > 0
         )
+
+    @property
+    def flaky(self) -> bool:
+        """Not every run of the last 24 h went well (the last one may have)."""
+        return self.status.ok_24h < self.status.runs_24h
+
+    @property
+    def needs_a_look(self) -> bool:
+        """What `f` stops at: a job failing every other run counts every time."""
+        return self.failing or self.flaky
 
 
 @dataclass(frozen=True)
@@ -175,3 +187,25 @@ def _read(
         summary=summary,
         watched=tracked,
     )
+
+
+@dataclass(frozen=True)
+class RunsSnapshot:
+    """One job's runs, for the screen that Enter on a job opens."""
+
+    job_id: str
+    taken_at: datetime
+    runs: tuple[RunRow, ...] = ()
+    problem: str | None = None
+
+
+def fetch_runs(store: Store, job_id: str, now: datetime,
+               limit: int = RUNS_LIMIT) -> RunsSnapshot:
+    """The newest ``limit`` runs of one job. Store problems come back as ``problem``."""
+    try:
+        if not store.check_readable():
+            return RunsSnapshot(job_id, now, problem="no store yet")
+        return RunsSnapshot(job_id, now, tuple(store.history(job_id, limit=limit)))
+    except (CronhostError, SQLAlchemyError) as exc:
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[:1]
+        return RunsSnapshot(job_id, now, problem=first[0] if first else type(exc).__name__)

@@ -1,5 +1,11 @@
 """The live overview: header, summary, jobs, the selected job's history; and the keys.
 
+Focus: the jobs table has it at start and whenever a screen on top closes. Enter
+on a job opens its runs (`RunsScreen`), Enter on a run its details, Esc goes back
+one step. The history below the jobs is a preview of the selected job's newest
+runs, shown when the screen has room for it after every job; Tab moves into it
+and says so in the footer, Esc or Shift-Tab move back.
+
 Polling is "worker fetches, on success render, re-arm a one-shot timer": a slow
 store delays the next picture instead of piling up reads, and the UI thread
 never waits on the database.
@@ -12,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -25,6 +31,7 @@ from tui.commands import CommandReceipt, send_command
 from tui.data import DashboardSnapshot, JobView, fetch_snapshot
 from tui.messages import CommandSent, SnapshotFailed, SnapshotReady
 from tui.screens.run_details import RunDetailsScreen
+from tui.screens.runs import RunsScreen
 from tui.screens.trends import TrendsScreen
 from tui.widgets.header import DaemonHeader
 from tui.widgets.history_table import HistoryTable
@@ -35,18 +42,25 @@ REFRESH_SECONDS = 1.0
 SELECTION_SETTLE_SECONDS = 0.1
 NO_JOBS = "no jobs yet: start the daemon (cronhost run); it records here the jobs it runs"
 JOB_ACTIONS = ("trigger", "pause", "resume", "trends")
+# The history preview is shown only with this many lines left under every job
+# (its border, header and four runs); else the jobs take the screen.
+PREVIEW_LINES = 7
 
 
 class DashboardScreen(Screen[None]):
+    # Short words: at 80 columns every key of the footer must show.
     BINDINGS = [
         Binding("t", "trigger", "Trigger"),
         Binding("p", "pause", "Pause"),
         Binding("r", "resume", "Resume"),
-        Binding("slash", "filter", "Filter"),
-        Binding("f", "next_failing", "Next failing"),
+        Binding("f", "next_failing", "Failing",
+                tooltip="Next job whose last run failed or whose 24 h success is below 100%"),
         Binding("g", "trends", "Trends"),
-        Binding("ctrl+r,f5", "refresh", "Refresh"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("slash", "filter", "Filter"),
+        Binding("tab", "focus_history", "History"),
+        Binding("shift+tab", "focus_jobs", "Jobs"),
+        Binding("escape", "back", "Back", show=False),
+        Binding("ctrl+r,f5", "refresh", "Refresh", show=False),
     ]
 
     def __init__(self, store: Store, config_path: Path, clock: Callable[[], datetime]) -> None:
@@ -76,6 +90,28 @@ class DashboardScreen(Screen[None]):
         self.history.border_title = "history"
         self.jobs.focus()
         self.refresh_now()
+
+    def on_screen_resume(self) -> None:
+        # Back from runs, details or trends: the arrows move in the jobs again.
+        self.jobs.focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.call_after_refresh(self._fit_preview)
+
+    def _fit_preview(self) -> None:
+        """Show the history preview only where every job fits above it."""
+        above = sum(widget.outer_size.height for widget in (
+            self.query_one(DaemonHeader), self.query_one(SummaryLine),
+            self.query_one("#notice"), self.filter_input) if widget.display)
+        room = self.size.height - above - 1  # the footer
+        needed = self.jobs.row_count + 3  # the border and the header
+        roomy = room - needed >= PREVIEW_LINES
+        if roomy == self.has_class("-preview"):
+            return
+        self.set_class(roomy, "-preview")
+        if not roomy and self.history.has_focus:
+            self.jobs.focus()
+        self.refresh_bindings()
 
     @property
     def jobs(self) -> JobsTable:
@@ -148,6 +184,7 @@ class DashboardScreen(Screen[None]):
         elif not snapshot.jobs:
             self.history.border_title = "history"
             self.history.show([])
+        self._fit_preview()
         self.refresh_bindings()
 
     def _show_notice(self, snapshot: DashboardSnapshot) -> None:
@@ -214,12 +251,22 @@ class DashboardScreen(Screen[None]):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table is self.jobs:
-            self.history.focus()
+            self.open_runs(str(event.row_key.value))
             return
         run = next((run for run in self.snapshot.history if str(run.id) == event.row_key.value),
                    None) if self.snapshot is not None else None
         if run is not None:
             self.app.push_screen(RunDetailsScreen(run, self.store, self.clock))
+
+    def open_runs(self, job_id: str) -> None:
+        job = self.snapshot.job(job_id) if self.snapshot is not None else None
+        subtitle = ""
+        if job is not None:
+            status = job.status
+            subtitle = f"{status.schedule_words} ({status.schedule})"
+            if status.description:
+                subtitle += f" · {status.description}"
+        self.app.push_screen(RunsScreen(job_id, self.store, self.clock, subtitle))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if self.snapshot is not None:
@@ -244,10 +291,13 @@ class DashboardScreen(Screen[None]):
                 return None
             if action == "resume" and not job.status.paused:
                 return None
-        if action == "next_failing" and not any(job.failing for job in self._visible()):
+        if action == "next_failing" and not any(job.needs_a_look for job in self._visible()):
             return None
-        if action == "clear_filter":
-            return bool(self.filter_input.display)
+        if action == "focus_history":
+            # Hidden (False) where there is no preview: Tab then does what it always does.
+            return self.has_class("-preview") and self.jobs.has_focus
+        if action == "focus_jobs":
+            return self.history.has_focus
         return True
 
     def selected(self) -> JobView | None:
@@ -289,6 +339,22 @@ class DashboardScreen(Screen[None]):
         self.filter_input.display = True
         self.filter_input.focus()
 
+    def action_focus_history(self) -> None:
+        self.history.focus()
+
+    def action_focus_jobs(self) -> None:
+        self.jobs.focus()
+
+    def action_back(self) -> None:
+        """Esc: out of the history preview first, then the filter goes."""
+        if self.history.has_focus:
+            self.jobs.focus()
+        elif self.filter_input.display:
+            self.action_clear_filter()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        self.refresh_bindings()  # Tab / Shift-Tab in the footer follow the focus
+
     def action_clear_filter(self) -> None:
         self.filter_input.value = ""
         self.filter_input.display = False
@@ -301,11 +367,11 @@ class DashboardScreen(Screen[None]):
         ids = [job.job_id for job in visible]
         start = ids.index(self.selected_job) + 1 if self.selected_job in ids else 0
         for job in visible[start:] + visible[:start]:
-            if job.failing:
+            if job.needs_a_look:
                 self.jobs.move_to_key(job.job_id)
                 self.jobs.focus()
                 return
-        self.notify("no failing job")
+        self.notify("no job failed lately")
 
     def action_refresh(self) -> None:
         self.refresh_now()

@@ -1,4 +1,9 @@
-"""The selected job's runs, newest first, keyed by run id."""
+"""One job's runs, newest first, keyed by run id.
+
+At 80 columns a row keeps the slot, how it ended, how long it took and as much of
+the message as fits (the whole of it is on the run's own screen); tries, HTTP
+status, lateness and the start time join as the width allows.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +14,20 @@ from textual.binding import Binding
 
 from scheduler.store import RunRow
 from tui import format as fmt
-from tui.widgets.keyed_table import KeyedTable, Row
+from tui.widgets.keyed_table import Column, KeyedTable, Row
 
 
 class HistoryTable(KeyedTable):
     BINDINGS = [Binding("enter", "select_cursor", "Run details")]
     COLUMNS = (
-        ("slot", "slot (UTC)"),
-        ("started", "started"),
-        ("status", "status"),
-        ("attempts", "tries"),
-        ("http", "http"),
-        ("took", "took"),
-        ("late", "late"),
-        ("note", "message / error"),
+        Column("slot", "slot (UTC)"),
+        Column("started", "started", rank=5),
+        Column("status", "status", width=6),
+        Column("attempts", "tries", rank=2),
+        Column("http", "http", rank=3),
+        Column("took", "took", width=6),
+        Column("late", "late", rank=4, width=5),
+        Column("note", "message / error", rank=1, width=40, flex=True),
     )
 
     def show(self, runs: Sequence[RunRow]) -> None:
@@ -35,6 +40,7 @@ def _row(run: RunRow) -> Row:
         slot.append(" manual", style="cyan")
     note = Text(fmt.one_line(run.error), style="red") if run.error else Text(
         fmt.one_line(run.message))
+    note.no_wrap, note.overflow = True, "ellipsis"  # cut to the room left, visibly
     return (str(run.id), [
         slot,
         fmt.clock(run.started_at),

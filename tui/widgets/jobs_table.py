@@ -7,33 +7,35 @@ from datetime import datetime
 
 from rich.console import RenderableType
 from rich.text import Text
+from textual.binding import Binding
 
 from tui import format as fmt
 from tui.data import JobView
-from tui.widgets.keyed_table import KeyedTable, Row
+from tui.widgets.keyed_table import Column, KeyedTable, Row
 
 
 class JobsTable(KeyedTable):
-    # What an operator scans first comes first: at 80 columns a row still shows the
-    # job, its state, when it fires next and how its last run went; at 100, the HTTP
-    # status, the 24 h success rate and the schedule. The rest is a scroll away.
+    BINDINGS = [Binding("enter", "select_cursor", "Runs")]
+    # What an operator scans first comes first and never drops out: the job, its
+    # state, when it fires next and how its last run went (about 70 cells with the
+    # longest LeadMap id). Then, as the width allows, lowest rank first: how long
+    # ago (80 columns), the schedule in words, the 24 h success rate, the last
+    # duration and HTTP status (120), the cron expression and the durations trend.
     COLUMNS = (
-        ("job", "job"),
-        ("state", "state"),
-        ("next", "next in"),
-        ("last", "last"),
-        ("ago", "ago"),
-        ("took", "took"),
-        ("http", "http"),
-        ("rate", "ok 24h"),
-        ("schedule", "schedule"),
-        ("trend", "took, last 20"),
-        ("words", "in words"),
+        Column("job", "job"),
+        # Room for "paused ⧗resume" and "active ⧗trigger" from the start: a pending
+        # command must not make every column to its right jump sideways.
+        Column("state", "state", width=15),
+        Column("next", "next in", width=9),  # "due 5m00s"
+        Column("last", "last", width=6),
+        Column("ago", "ago", rank=1, width=6),
+        Column("took", "took", rank=4, width=6),
+        Column("http", "http", rank=5),
+        Column("rate", "ok 24h", rank=3),
+        Column("words", "in words", rank=2),
+        Column("schedule", "schedule", rank=6),
+        Column("trend", "took, last 20", rank=7, width=13),
     )
-
-    # Room for "paused ⧗resume" from the start: a pending command must not make
-    # every column to its right jump sideways for the second it is pending.
-    WIDTHS = {"state": 14}
 
     def show(self, jobs: Sequence[JobView], now: datetime) -> None:
         self.show_rows([_row(job, now) for job in jobs])
@@ -61,9 +63,12 @@ STATE_STYLES = {"disabled": "dim", "paused": "yellow", "auto-disabled": "bold re
 def _state(job: JobView) -> Text:
     word = state_word(job)
     text = Text(word, style=STATE_STYLES.get(word, "green"))
-    for command in job.pending:
-        # Shown until the daemon has acted on it: pending, then taken, then gone.
-        text.append(f" ⧗{command.kind}", style="bold cyan")
+    if job.pending:
+        # Shown until the daemon has acted on it: pending, then taken, then gone. The
+        # newest only, and how many more, so that the cell stays narrow.
+        text.append(f" ⧗{job.pending[-1].kind}", style="bold cyan")
+        if len(job.pending) > 1:
+            text.append(f"+{len(job.pending) - 1}", style="cyan")
     return text
 
 
@@ -76,9 +81,11 @@ def _row(job: JobView, now: datetime) -> Row:
                          style="bold red" if status.auto_disabled else "yellow")
     else:
         next_cell = fmt.countdown(status.next_run_at, now)
-    job_cell = Text(status.job_id, style="bold red" if job.failing else "")
+    # Red: the last run failed; yellow: it went well, but not every run of the last
+    # 24 h did. Both are what `f` stops at.
+    style = "bold red" if job.failing else "yellow" if job.flaky else ""
     return (status.job_id, [
-        job_cell,
+        Text(status.job_id, style=style),
         _state(job),
         next_cell,
         fmt.status(status.last_status),
@@ -86,7 +93,7 @@ def _row(job: JobView, now: datetime) -> Row:
         fmt.took(status.last_duration_ms),
         str(status.last_http_status or "-"),
         fmt.rate(status.ok_24h, status.runs_24h),
+        status.schedule_words,
         status.schedule,
         fmt.sparkline(job.trend),
-        status.schedule_words,
     ])
