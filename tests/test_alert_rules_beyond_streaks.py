@@ -141,7 +141,8 @@ def test_rate_alerts_reach_a_real_webhook_once_per_window(endpoint: EndpointServ
     asyncio.run(main())
     bodies = [request.json() for request in endpoint.requests("/hook")]
     assert [body["kind"] for body in bodies] == ["rate"] * 4  # minutes 10, 26, 42, 58
-    assert [body["slot"] for body in bodies] == [
+    # Delivered by background tasks: in any order on a loaded machine.
+    assert sorted(body["slot"] for body in bodies) == [
         (SLOT + timedelta(minutes=minute)).isoformat() for minute in (10, 26, 42, 58)]
 
 
@@ -249,6 +250,9 @@ every = "1s"
         # Paused: no more requests reach the endpoint (one may have been in flight).
         calls = len(endpoint.requests("/api/cron/broken"))
         assert calls in (3, 4)
+        # Fixed before the resume: three more failures would (rightly) disable it again
+        # while this test reads the status.
+        endpoint.set_default("/api/cron/broken", Fault.ok())
         assert cli(config, "resume", "broken").returncode == 0
         daemon.wait_action("job.resume", job="broken")
         (job,) = [j for j in cli_json(config, "status")["jobs"] if j["job_id"] == "broken"]
