@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
+from sqlalchemy.pool import NullPool
 
 from scheduler.daemon.lease import FENCE_SECONDS, LEASE_SECONDS
 from scheduler.store import Store
@@ -82,6 +84,33 @@ def postgres_left_running() -> Iterator[None]:
         deadline = time.monotonic() + 30
         while not pg_answers() and time.monotonic() < deadline:
             time.sleep(0.2)
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """As conftest's postgres_url, with no admin connection kept across a server restart."""
+    from tests.conftest import require_postgres
+
+    require_postgres()
+    name = f"cronhost_test_{uuid.uuid4().hex[:10]}"
+
+    def admin(statement: str) -> None:
+        engine = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT",
+                                          poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                conn.execute(sqlalchemy.text(statement))
+        finally:
+            engine.dispose()
+
+    admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield sqlalchemy.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(
+            hide_password=False)
+    finally:
+        with postgres_left_running():
+            pass
+        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def ts(record: dict[str, object]) -> float:
@@ -245,23 +274,23 @@ def test_pg_terminate_backend_of_the_leaders_sessions_hands_over_and_both_live(
 
 @pytest.mark.timeout(180)
 def test_postgres_restart_leaves_both_alive_and_one_leading(
-    tmp_path: Path, endpoint: EndpointServer, postgres_url: str, daemons: list[DaemonProcess]
+    tmp_path: Path, endpoint: EndpointServer, fresh_postgres_url: str, daemons: list[DaemonProcess]
 ) -> None:
-    pair = start_pair(tmp_path, endpoint, postgres_url, daemons)
+    pair = start_pair(tmp_path, endpoint, fresh_postgres_url, daemons)
     with postgres_left_running():
         restarted_at = time.time()
         pg_ctl("restart")
     _, failover = wait_for_new_leader(pair, restarted_at)
     record(tmp_path, "PostgreSQL restart", failover)
     assert failover <= 15
-    check_goals(pair, endpoint, postgres_url)
+    check_goals(pair, endpoint, fresh_postgres_url)
 
 
 @pytest.mark.timeout(180)
 def test_postgres_stopped_20_s_leaves_both_alive_and_one_leading(
-    tmp_path: Path, endpoint: EndpointServer, postgres_url: str, daemons: list[DaemonProcess]
+    tmp_path: Path, endpoint: EndpointServer, fresh_postgres_url: str, daemons: list[DaemonProcess]
 ) -> None:
-    pair = start_pair(tmp_path, endpoint, postgres_url, daemons)
+    pair = start_pair(tmp_path, endpoint, fresh_postgres_url, daemons)
     with postgres_left_running():
         pg_ctl("stop")
         time.sleep(20)
@@ -271,7 +300,7 @@ def test_postgres_stopped_20_s_leaves_both_alive_and_one_leading(
     back = max(0.0, failover - 20)
     record(tmp_path, "PostgreSQL stopped 20 s", back)
     assert back <= 15  # after PostgreSQL is back
-    check_goals(pair, endpoint, postgres_url)
+    check_goals(pair, endpoint, fresh_postgres_url)
 
 
 def test_a_second_plain_run_names_the_holder_on_postgres(

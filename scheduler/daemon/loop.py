@@ -181,7 +181,8 @@ class Daemon(DaemonControl):
             due.append(now + CONFIG_POLL_SECONDS)
         if not self.leading and self._role_task is None:
             due.append(self._next_try_at)  # a standby's next bid for the lead
-        if self.leading and self._foreign:
+        if self.leading and self._foreign and (self._foreign_task is None
+                                               or self._foreign_task.done()):
             due.append(self._foreign_checked_at + FOREIGN_POLL_SECONDS)
         return min(due)
 
@@ -220,6 +221,7 @@ class Daemon(DaemonControl):
     async def _bid(self) -> None:
         """A standby's try for the lead; on success, take it."""
         loop = asyncio.get_running_loop()
+        self._next_try_at = loop.time() + self._standby_wait  # whatever goes wrong below
         try:
             holder = await asyncio.to_thread(self.lock.try_acquire)
         except StoreError as exc:
@@ -476,7 +478,9 @@ class Daemon(DaemonControl):
         if (self.leading and self._foreign and now - self._foreign_checked_at
                 >= FOREIGN_POLL_SECONDS * 0.9
                 and (self._foreign_task is None or self._foreign_task.done())):
+            self._foreign_checked_at = now
             self._foreign_task = loop.create_task(self._refresh_foreign(), name="foreign-runs")
+            self._foreign_task.add_done_callback(lambda _: self.nudged.set())
         # A beat a little early is as good as on time: it shares this wake-up.
         beat = now - self._last_beat >= self.config.daemon.heartbeat_interval * 0.9
         if beat:
