@@ -29,7 +29,7 @@ from sqlalchemy.pool import NullPool
 from scheduler.daemon.lease import FENCE_SECONDS, LEASE_SECONDS
 from scheduler.store import Store
 from tests.conftest import PG_ADMIN_URL
-from tests.daemon_harness import DaemonProcess, write_config
+from tests.daemon_harness import DaemonProcess, cli, cli_json, write_config
 from tests.endpoint_server import EndpointServer, Fault
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -317,3 +317,23 @@ def test_a_second_plain_run_names_the_holder_on_postgres(
     assert f"pid {first.process.pid} on " in message, message
     assert first.stop() == 0
 
+
+
+def test_status_lists_every_node_with_its_role(
+    tmp_path: Path, endpoint: EndpointServer, postgres_url: str, daemons: list[DaemonProcess]
+) -> None:
+    leader, standby = start_pair(tmp_path, endpoint, postgres_url, daemons)
+    deadline = time.monotonic() + 20
+    while True:
+        nodes = cli_json(leader.config, "status")["nodes"]
+        if len(nodes) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [(n["pid"], n["role"]) for n in nodes] == [
+        (leader.process.pid, "leader"), (standby.process.pid, "standby")]
+    assert set(nodes[0]) == {"id", "hostname", "pid", "role", "since", "last_beat_at"}
+    text = cli(leader.config, "status").stdout
+    assert f"leader   pid {leader.process.pid}" in text and f"standby  pid {standby.process.pid}" in text
+    assert leader.stop() == 0
+    standby.wait_action("daemon.leading", timeout=10)
+    assert standby.stop() == 0
