@@ -6,6 +6,8 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from scheduler.cli.common import (
     EXIT_OK,
     config_path,
@@ -28,6 +30,7 @@ from scheduler.schedule import (
     zone,
 )
 from scheduler.store import DaemonInfo, RunRow, Store
+from scheduler.store.control import NodeInfo
 from scheduler.views import job_statuses
 from scheduler.views.text import duration_ms, relative, table, when
 
@@ -99,10 +102,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         raise UsageError(missing_store_message(args, store))
     # Before the daemon's first run the jobs come from the config, with a note saying so.
     statuses = job_statuses(store, config)
-    info = store.latest_daemon() if not store.missing() and store.check_readable() else None
+    readable = not store.missing() and store.check_readable()
+    info = store.latest_daemon() if readable else None
+    nodes = _nodes(store) if readable else []
     if args.json:
         emit_json({
             "daemon": _daemon_json(info),
+            "nodes": [node.to_json() for node in nodes],
             "jobs": [status.to_json() for status in statuses],
         })
         return EXIT_OK
@@ -110,6 +116,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"daemon: never started with this config (no store at {store.url_for_humans})")
     else:
         print(_daemon_line(info))
+    if len(nodes) > 1 or any(node.role != "leader" for node in nodes):
+        for node in nodes:
+            print(f"  {node.role:<8} pid {node.pid} on {node.hostname} (node {node.id}), "
+                  f"{node.role} since {when(node.since)}, last beat {when(node.last_beat_at)}")
     if info is not None and info.config_error:
         print(f"config reload failed at {when(info.config_error_at)}: {info.config_error}")
     now = datetime.now(UTC)
@@ -124,6 +134,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         if s.auto_disabled:
             print(f"{s.job_id}: {s.paused_reason}; `cronhost resume {s.job_id}` clears it")
     return EXIT_OK
+
+
+def _nodes(store: Store) -> list[NodeInfo]:
+    try:
+        return store.nodes()
+    except SQLAlchemyError:  # a store from before v7 has no roles: its one daemon is shown
+        return []
 
 
 def _daemon_json(info: DaemonInfo | None) -> dict[str, Any] | None:

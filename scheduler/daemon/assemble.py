@@ -53,7 +53,7 @@ def build_daemon(
     return Daemon(
         live=live,
         store=store,
-        lock=DaemonLock(store.engine, store.url_for_humans),
+        lock=DaemonLock(store.engine, store.url_for_humans, daemon_id),
         runner=runner,
         engine=Engine(store, runner.on_wake, store_thread),
         observability=Observability(live, events, store),

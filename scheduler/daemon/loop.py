@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Coroutine
+from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,6 +28,7 @@ from scheduler.config import LiveConfig
 from scheduler.daemon.control import DaemonControl, job_state_rows
 from scheduler.daemon.lock import DaemonLock
 from scheduler.daemon.notify import Notifier
+from scheduler.daemon.takeover import FOREIGN_POLL_SECONDS, ForeignRuns, look
 from scheduler.engine import Engine
 from scheduler.errors import StoreError, first_line
 from scheduler.logs import get_logger
@@ -33,13 +36,15 @@ from scheduler.observe import Observability
 from scheduler.run import EventBus, SlotEvent, SlotRunner
 from scheduler.store import Command, Store
 from scheduler.store.doorbell import Doorbell
+from scheduler.store.migrations import LATEST_VERSION, current_version
+from scheduler.store.rows import utcnow
 from scheduler.store.worker import StoreThread
 
 __all__ = ["Daemon"]
 
 log = get_logger("daemon")
 
-STANDBY_POLL_SECONDS = 2.0
+STANDBY_BACKOFF_MAX_SECONDS = 4.0  # a standby's tries while the store is down
 STORE_RETRY_SECONDS = 2.0
 CONFIG_POLL_SECONDS = 2.0  # [daemon] watch_config = true: how often the file is looked at
 WRITER_FLUSH_SECONDS = 10.0  # at shutdown, for outcomes still on their way to the store
@@ -79,52 +84,65 @@ class Daemon(DaemonControl):
         self._store_down_since: float | None = None
         self._store_error_logged_at = float("-inf")
         self._running = False
+        # Leadership (see scheduler.daemon.lease): the role, and the moves between roles.
+        self.leading = False
+        self._ever_led = False
+        self._role_since = utcnow()
+        self._lost_reason: str | None = None
+        self._role_task: asyncio.Task[None] | None = None
+        self._next_try_at = 0.0
+        self._standby_wait = lock.poll_seconds
+        self._standby_state: str | None = None  # what the standby last logged
+        self._registered = False
+        self._foreign = ForeignRuns(runner.running_jobs)
+        self._foreign_task: asyncio.Task[None] | None = None
+        self._foreign_checked_at = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._observing = False
+        # The runner asks before every claim (fencing); built before this daemon, so wired here.
+        runner.may_claim = self._may_claim
 
     # -- life cycle ---------------------------------------------------------------------
 
     async def run(self) -> int:
-        if self.standby:
-            self._install_signal_handlers()
-            if not await self._stand_by():
-                self.lock.release()
-                return 0
-        try:
-            self._start_bookkeeping()
-        except SQLAlchemyError as exc:
-            self.lock.release()
-            raise StoreError(
-                f"cannot start: the store {self.store.url_for_humans} is unavailable: "
-                f"{first_line(exc)}"
-            ) from None
-        async with self.http:
+        self._loop = loop = asyncio.get_running_loop()
+
+        def lost(reason: str) -> None:  # in the lease's thread
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._lose_lead, reason)
+
+        self.lock.set_on_lost(lost)
+        if not self.standby:
+            # A plain `run` refuses a store another daemon leads (naming it) or cannot reach.
+            self.lock.acquire()
             try:
-                self.observability.start()
-                self.store.sync_jobs(job_state_rows(self.config.jobs))
-                changes = self.engine.start(self.config.jobs, self.store.paused_jobs())
-                # Only now is the daemon up for readers: its jobs are scheduled.
-                self.store.register_daemon(self.daemon_id, str(self.config.path), __version__)
-                self.store.record_config_loaded(self.daemon_id)
+                self._start_bookkeeping()
             except SQLAlchemyError as exc:
-                await self.engine.shutdown()
-                await self.observability.aclose()
                 self.lock.release()
                 raise StoreError(
-                    f"cannot start: the store {self.store.url_for_humans} failed while "
-                    f"scheduling the jobs: {first_line(exc)}"
+                    f"cannot start: the store {self.store.url_for_humans} is unavailable: "
+                    f"{first_line(exc)}"
                 ) from None
-            self._running = True
-            self.doorbell.start()
+        async with self.http:
             if not self.standby:
-                self._install_signal_handlers()
-            log.info(
-                "daemon started",
-                extra={"action": "daemon.start", "daemon_id": self.daemon_id,
-                       "config": str(self.config.path), "store": self.store.url_for_humans,
-                       "jobs": changes.summary(), "version": __version__},
-            )
-            self.notifier.ready(self.status_line())
-            loop = asyncio.get_running_loop()
+                try:
+                    self._first_lead()
+                except SQLAlchemyError as exc:
+                    await self.engine.shutdown()
+                    await self.observability.aclose()
+                    self.lock.release()
+                    raise StoreError(
+                        f"cannot start: the store {self.store.url_for_humans} failed while "
+                        f"scheduling the jobs: {first_line(exc)}"
+                    ) from None
+            self._install_signal_handlers()
+            if self.standby:
+                self._announce("standby", holder=None)
+                # systemd must not time the start out while we wait our turn.
+                self.notifier.ready(self.status_line())
             self._last_beat = self._last_watchdog = loop.time()
+            if self.standby:
+                self._last_beat = float("-inf")  # register the node at the first tick
             try:
                 while not self.stop_requested.is_set():
                     await self.tick()
@@ -153,51 +171,215 @@ class Daemon(DaemonControl):
         if watchdog is not None:
             interval = min(interval, watchdog)
         # One wake-up serves the heartbeat and the watchdog: both are due at least this often.
+        now = asyncio.get_running_loop().time()
         due = [self._last_tick + interval]
-        if self.reload_requested:
+        if self.reload_requested and self.leading:
             due.append(self._reload_retry_at)
         if self._store_down_since is not None:
-            due.append(asyncio.get_running_loop().time() + STORE_RETRY_SECONDS)
+            due.append(now + STORE_RETRY_SECONDS)
         if self.config.daemon.watch_config:
-            due.append(asyncio.get_running_loop().time() + CONFIG_POLL_SECONDS)
+            due.append(now + CONFIG_POLL_SECONDS)
+        if not self.leading and self._role_task is None:
+            due.append(self._next_try_at)  # a standby's next bid for the lead
+        if self.leading and self._foreign and (self._foreign_task is None
+                                               or self._foreign_task.done()):
+            due.append(self._foreign_checked_at + FOREIGN_POLL_SECONDS)
         return min(due)
 
-    async def _stand_by(self) -> bool:
-        """Wait until this daemon holds the store (`run --standby`); False if stopped first.
+    # -- leadership ---------------------------------------------------------------------
 
-        The daemon that holds the store runs the jobs; a standby takes over within
-        STANDBY_POLL_SECONDS of the holder's death (its flock or PostgreSQL session ends).
-        """
-        announced = False
-        while not self.stop_requested.is_set():
-            holder = self.lock.try_acquire()
-            if holder is None:
-                log.info("taking over the store", extra={"action": "daemon.leading"})
-                return True
-            if not announced:
-                announced = True
-                log.info(
-                    "standing by: another daemon runs the jobs on this store",
-                    extra={"action": "daemon.standby", "store": self.store.url_for_humans,
-                           "holder": holder.strip(" ()") or None},
-                )
-                # systemd must not time the start out while we wait our turn.
-                self.notifier.ready(f"standing by for {self.store.url_for_humans}")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_requested.wait(), STANDBY_POLL_SECONDS)
+    def _may_claim(self) -> bool:
+        """Fencing, asked by the runner before every claim (any thread)."""
+        if self.lock.may_claim():
+            return True
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(
+                self._lose_lead, "the lease was not confirmed in time; claims stopped")
         return False
+
+    def _lose_lead(self, reason: str) -> None:
+        """On the loop: stop claiming at once; the main loop drops to standby next."""
+        if not self.leading or self._lost_reason is not None:
+            return
+        self._lost_reason = reason
+        if self.engine.scheduler.running:
+            self.engine.scheduler.pause()  # APScheduler: no wake-up claims while paused
+        self.nudged.set()
+
+    def _start_role_task(self, coroutine: Coroutine[object, object, None], name: str) -> None:
+        self._role_task = asyncio.get_running_loop().create_task(coroutine, name=name)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._role_task = None
+            self.nudged.set()
+            if not task.cancelled() and task.exception() is not None:
+                log.error("leadership step failed", exc_info=task.exception(),
+                          extra={"action": "daemon.role_error"})
+
+        self._role_task.add_done_callback(done)
+
+    async def _bid(self) -> None:
+        """A standby's try for the lead; on success, take it."""
+        loop = asyncio.get_running_loop()
+        self._next_try_at = loop.time() + self._standby_wait  # whatever goes wrong below
+        try:
+            holder = await asyncio.to_thread(self.lock.try_acquire)
+        except StoreError as exc:
+            # Back off while the store is down, and say so once, not at every try.
+            self._standby_wait = min(self._standby_wait * 2, STANDBY_BACKOFF_MAX_SECONDS)
+            self._next_try_at = loop.time() + self._standby_wait
+            self._announce("store_down", error=first_line(exc))
+            return
+        self._standby_wait = self.lock.poll_seconds
+        self._next_try_at = loop.time() + self._standby_wait
+        if holder is not None:
+            self._announce("standby", holder=holder.strip(" ()") or None)
+            return
+        try:
+            await self._take_lead()
+        except (SQLAlchemyError, StoreError) as exc:
+            await self._pause_engine()
+            await asyncio.to_thread(self.lock.release)
+            self.leading = False
+            self._announce("store_down", error=first_line(exc))
+
+    async def _take_lead(self) -> None:
+        """Holding the lock: close other nodes' books, bring the jobs in line, fire."""
+        log.info("taking over the store", extra={"action": "daemon.leading",
+                                                 "store": self.store.url_for_humans})
+        if not self._ever_led:
+            await self.store_thread.call(self.store.migrate)
+            await self._look_at_foreign_runs()
+            self._first_lead()
+        else:
+            await self._look_at_foreign_runs()
+            await self.store_thread.call(self._resync)
+            self.engine.scheduler.resume()
+            self._set_role(True)
+            self._standby_state = None
+            self.notifier.status(self.status_line())
+
+    def _resync(self) -> None:
+        """In the store thread, before a standby fires again: the jobs as this config has them."""
+        self.store.sync_jobs(job_state_rows(self.config.jobs))
+        self.engine.apply(self.config.jobs, self.store.paused_jobs())
+        self._engine_in_sync = True
+        self.store.register_daemon(self.daemon_id, str(self.config.path), __version__,
+                                   "leader", utcnow())
+
+    def _first_lead(self) -> None:
+        """Start firing for the first time (the store is migrated, the books closed)."""
+        if not self._observing:
+            self._observing = True
+            self.observability.start()
+        self.store.sync_jobs(job_state_rows(self.config.jobs))
+        changes = self.engine.start(self.config.jobs, self.store.paused_jobs())
+        self._ever_led = self._running = True
+        self.doorbell.start()
+        # Only now is the daemon up for readers: its jobs are scheduled.
+        self._set_role(True, write=False)
+        self.store.register_daemon(self.daemon_id, str(self.config.path), __version__,
+                                   "leader", self._role_since)
+        self._registered = True
+        self.store.record_config_loaded(self.daemon_id)
+        self._standby_state = None
+        log.info(
+            "daemon started",
+            extra={"action": "daemon.start", "daemon_id": self.daemon_id,
+                   "config": str(self.config.path), "store": self.store.url_for_humans,
+                   "jobs": changes.summary(), "version": __version__},
+        )
+        self.notifier.ready(self.status_line())
+
+    async def _drop_lead(self, reason: str) -> None:
+        """Lost (or no longer sure of) the lead: stop firing, stand by, compete again.
+
+        Runs in flight go on and are recorded as they end; the new leader counts them as
+        running until then (scheduler.daemon.takeover).
+        """
+        await self._pause_engine()
+        await asyncio.to_thread(self.lock.release)
+        self._foreign.forget()
+        self._lost_reason = None
+        self._set_role(False)
+        self._next_try_at = asyncio.get_running_loop().time() + self.lock.poll_seconds
+        log.warning("lost the lead of the store; standing by to compete again",
+                    extra={"action": "daemon.lead_lost", "reason": reason})
+        self._announce("standby", holder=None)
+        self.notifier.status(self.status_line())
+
+    async def _pause_engine(self) -> None:
+        if self.engine.scheduler.running:
+            self.engine.scheduler.pause()
+        await self.engine.scheduler.wait_idle()
+
+    def _set_role(self, leading: bool, *, write: bool = True) -> None:
+        self.leading = leading
+        self._role_since = utcnow()
+        if write and self._registered:
+            self.store_thread.submit(self._write_role, self.role, self._role_since)
+
+    def _write_role(self, role: str, since: datetime) -> None:
+        with contextlib.suppress(SQLAlchemyError):  # the next beat writes it too
+            self.store.set_role(self.daemon_id, role, since)
+
+    @property
+    def role(self) -> str:
+        return "leader" if self.leading else "standby"
+
+    def _announce(self, state: str, **fields: object) -> None:
+        """One log line per change of a standby's state, not one per try."""
+        key = f"{state}:{fields.get('holder')}" if state == "standby" else state
+        if key == self._standby_state:
+            return
+        self._standby_state = key
+        if state == "store_down":
+            log.error("standing by: the store is unreachable; trying again with backoff",
+                      extra={"action": "daemon.standby_store_down",
+                             "store": self.store.url_for_humans, **fields})
+        else:
+            log.info("standing by: another daemon runs the jobs on this store",
+                     extra={"action": "daemon.standby", "store": self.store.url_for_humans,
+                            **fields})
+        self.notifier.status(self.status_line())
+
+    def status_line(self) -> str:
+        if not self.leading:
+            return f"standby for {self.store.url_for_humans}"
+        line = super().status_line()
+        # Several nodes share a PostgreSQL store: say which one this is.
+        return f"leader: {line}" if self.lock.can_be_lost else line
+
+    async def _look_at_foreign_runs(self) -> None:
+        """Other nodes' runs in flight: abandon those surely over, count the rest as running."""
+        only = list(self._foreign.live) if self.leading else None
+        if self.leading and not only:
+            return
+        books = await self.store_thread.call(
+            look, self.store, self.config, self.daemon_id, exclusive=not self.lock.can_be_lost,
+            now=utcnow(), only=only)
+        self._foreign_checked_at = asyncio.get_running_loop().time()
+        for row in books.abandoned:
+            self.events.publish(SlotEvent(
+                job_id=row.job_id, status="abandoned", scheduled_at=row.scheduled_at,
+                run_id=row.id, trigger=row.trigger, error=row.error,
+            ))
+            log.warning(
+                "run left in flight by another daemon marked abandoned",
+                extra={"action": "run.abandoned", "job": row.job_id,
+                       "slot": row.scheduled_at.isoformat(), "run_id": row.id},
+            )
+        self._foreign.replace(books.live)
+        if books.live and not self.leading:
+            log.info("runs of another daemon still in flight count as running",
+                     extra={"action": "daemon.foreign_runs", "runs": len(books.live)})
 
     def _start_bookkeeping(self) -> None:
         """Before any job fires: take the store, upgrade it, close the books of a dead daemon."""
-        self.lock.acquire()  # before migrating: two daemons must not upgrade one store at once
-        self.store.migrate()
-        abandoned = self.store.abandon_running(
-            "abandoned: the daemon stopped (crash, kill or power loss) before the run finished; "
-            "not re-run automatically: `cronhost trigger JOB --slot SLOT` re-runs it under its "
-            "Idempotency-Key",
-            except_daemon=self.daemon_id,
-        )
-        for row in abandoned:
+        self.store.migrate()  # under the lock: two daemons must not upgrade one store at once
+        books = look(self.store, self.config, self.daemon_id,
+                     exclusive=not self.lock.can_be_lost, now=utcnow())
+        for row in books.abandoned:
             self.events.publish(SlotEvent(
                 job_id=row.job_id, status="abandoned", scheduled_at=row.scheduled_at,
                 run_id=row.id, trigger=row.trigger, error=row.error,
@@ -207,10 +389,14 @@ class Daemon(DaemonControl):
                 extra={"action": "run.abandoned", "job": row.job_id,
                        "slot": row.scheduled_at.isoformat(), "run_id": row.id},
             )
+        self._foreign.replace(books.live)
 
     async def _shutdown(self) -> None:
         self.notifier.stopping()
         log.info("daemon stopping", extra={"action": "daemon.stopping"})
+        if self._role_task is not None:
+            self._role_task.cancel()
+            await asyncio.gather(self._role_task, return_exceptions=True)
         self.doorbell.close()
         # No wake-up starts after this; one in progress has written its claims and started
         # its runs, so every claimed slot is in the drain below.
@@ -277,10 +463,24 @@ class Daemon(DaemonControl):
         now = loop.time()
         self._last_tick = now
         self._watchdog(now)
+        if self._role_task is None:
+            if self.leading and self._lost_reason is not None:
+                self._start_role_task(self._drop_lead(self._lost_reason), "drop-lead")
+            elif not self.leading and now >= self._next_try_at \
+                    and not self.stop_requested.is_set():
+                self._start_role_task(self._bid(), "bid-for-lead")
         if self.config.daemon.watch_config and self._mtime() != self._config_mtime:
             self.reload_requested = True
-        if self.reload_requested and now >= self._reload_retry_at:
+        # Only the leader reloads: a standby's engine does not touch the job store. It
+        # takes the config file as it is when it next leads.
+        if self.leading and self.reload_requested and now >= self._reload_retry_at:
             self._start_reload()
+        if (self.leading and self._foreign and now - self._foreign_checked_at
+                >= FOREIGN_POLL_SECONDS * 0.9
+                and (self._foreign_task is None or self._foreign_task.done())):
+            self._foreign_checked_at = now
+            self._foreign_task = loop.create_task(self._refresh_foreign(), name="foreign-runs")
+            self._foreign_task.add_done_callback(lambda _: self.nudged.set())
         # A beat a little early is as good as on time: it shares this wake-up.
         beat = now - self._last_beat >= self.config.daemon.heartbeat_interval * 0.9
         if beat:
@@ -289,35 +489,47 @@ class Daemon(DaemonControl):
                 self.notifier.status(self.status_line())
         # Handed to the store thread without waiting: an idle daemon's routine beat must
         # not wake the loop again when it is written. It reports back only when there is
-        # something to do (commands, a lost lock, a store error, the store back).
+        # something to do (commands, a store error, the store back).
         self.store_thread.submit(self._housekeeping, loop, beat, self.status_line(),
-                                 self._store_down_since is not None)
+                                 self._store_down_since is not None, self.leading,
+                                 self.role, self._role_since)
+
+    async def _refresh_foreign(self) -> None:
+        try:
+            await self._look_at_foreign_runs()
+        except SQLAlchemyError as exc:
+            self._store_unavailable(exc, asyncio.get_running_loop().time())
 
     def _housekeeping(
-        self, loop: asyncio.AbstractEventLoop, beat: bool, status: str, was_down: bool
+        self, loop: asyncio.AbstractEventLoop, beat: bool, status: str, was_down: bool,
+        leading: bool = True, role: str = "leader", role_since: datetime | None = None,
     ) -> None:
-        """In the store thread: the heartbeat, the lock's health, and pending commands."""
+        """In the store thread: the heartbeat, and pending commands (the leader's only)."""
         try:
-            if beat:
-                self.store.beat(self.daemon_id, status)
-            held = self.lock.still_held() if beat else True
-            commands = self.store.pending_commands()
+            if beat and not self._registered and not leading:
+                self._register_standby(role_since)
+            elif beat:
+                self.store.beat(self.daemon_id, status, role, role_since)
+            commands = self.store.pending_commands() if leading else []
         except SQLAlchemyError as exc:
-            loop.call_soon_threadsafe(self._store_unavailable, exc, loop.time())
-            return
-        if commands or not held or was_down:
-            loop.call_soon_threadsafe(self._after_housekeeping, commands, held)
+            if leading:
+                loop.call_soon_threadsafe(self._store_unavailable, exc, loop.time())
+            return  # a standby's beat is best effort: its bids report the store's state
+        if commands or was_down:
+            loop.call_soon_threadsafe(self._after_housekeeping, commands)
 
-    def _after_housekeeping(self, commands: list[Command], held: bool) -> None:
+    def _register_standby(self, since: datetime | None) -> None:
+        """A standby's row, once the store has the schema this cronhost writes."""
+        if current_version(self.store.engine) != LATEST_VERSION:
+            return  # the leader (of this version) upgrades it; a later beat registers
+        self.store.register_daemon(self.daemon_id, str(self.config.path), __version__,
+                                   "standby", since)
+        self._registered = True
+
+    def _after_housekeeping(self, commands: list[Command]) -> None:
         self._store_down_since = None
-        if not held:
-            log.error(
-                "another daemon took this store over while it was unreachable; stopping",
-                extra={"action": "daemon.lock_lost"},
-            )
-            self._request_stop()
-            return
-        if commands and (self._commands_task is None or self._commands_task.done()):
+        if commands and self.leading and (
+                self._commands_task is None or self._commands_task.done()):
             self._commands_task = asyncio.get_running_loop().create_task(
                 self._handle_commands(commands), name="commands")
             # Commands that came meanwhile are picked up by one more look right after.
@@ -351,7 +563,8 @@ class Daemon(DaemonControl):
         step = min(interval, self.config.daemon.heartbeat_interval)
         if now - self._last_watchdog < step * 0.9:
             return
-        if self._running and self.engine.scheduler.running:
+        # A standby vouches for its loop only: it has no scheduler running yet.
+        if not self.leading or (self._running and self.engine.scheduler.running):
             self._last_watchdog = now
             self.notifier.watchdog(self.status_line())
 

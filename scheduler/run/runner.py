@@ -31,7 +31,7 @@ from scheduler.run.execute import JobExecutor
 from scheduler.run.writer import RunWriter
 from scheduler.schedule import slot_key
 from scheduler.store import Store
-from scheduler.store.batch import FinishedRun, MissedBatch, StartedRun
+from scheduler.store.batch import FinishedRun, MissedBatch, SlotKey, StartedRun
 from scheduler.store.rows import JobAdvance, SlotClaim
 from scheduler.store.worker import StoreThread
 
@@ -55,6 +55,8 @@ class SlotRunner:
     events: EventBus = field(default_factory=EventBus)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Fencing: False when this node is not sure it still leads the store (any thread).
+    may_claim: Callable[[], bool] = field(default=lambda: True)
 
     def __post_init__(self) -> None:
         self.writer = RunWriter(self.store, self.store_thread, self.events)
@@ -71,6 +73,8 @@ class SlotRunner:
         Raises the store's error when the transaction fails: then nothing was written,
         and the engine tries the same slots again at its next wake-up.
         """
+        if not self.may_claim():
+            return  # not sure we lead: the slots stay due, for whoever leads
         now = self.now()
         began = time.monotonic()
         config = self.config()
@@ -123,10 +127,15 @@ class SlotRunner:
         advances: list[JobAdvance], now: datetime,
     ) -> dict[int, SlotClaim]:
         """Write the wake-up; start what was claimed. Returns the claims written, by run id."""
-        claimed, recorded = await self.store_thread.call(
-            self.store.commit_wakeup, [claim for _, claim in claims], missed, advances,
-            daemon_id=self.daemon_id, now=now,
-        )
+        written_wakeup = await self.store_thread.call(
+            self._commit_if_leading, [claim for _, claim in claims], missed, advances, now)
+        if written_wakeup is None:
+            log.warning(
+                "due slots not claimed: this node is no longer sure it leads the store",
+                extra={"action": "run.fenced", "slots": len(claims)},
+            )
+            return {}
+        claimed, recorded = written_wakeup
         for batch in missed:
             self._announce_missed(batch, recorded.get(batch.job_id, 0))
         written: dict[int, SlotClaim] = {}
@@ -145,6 +154,16 @@ class SlotRunner:
             else:
                 self._start(spec, claim, run_id)
         return written
+
+    def _commit_if_leading(
+        self, claims: list[SlotClaim], missed: list[MissedBatch], advances: list[JobAdvance],
+        now: datetime,
+    ) -> tuple[dict[SlotKey, int], dict[str, int]] | None:
+        """In the store thread, right before the claim transaction: the fencing check."""
+        if not self.may_claim():
+            return None
+        return self.store.commit_wakeup(claims, missed, advances, daemon_id=self.daemon_id,
+                                        now=now)
 
     def _announce_missed(self, batch: MissedBatch, recorded: int) -> None:
         # Only what was really recorded: a slot that had a row already (it ran after all,

@@ -3,21 +3,75 @@
 The daemon and the dashboard are separate processes; they meet here. A command
 row is the durable request; the daemon takes it atomically (pending → taken) and
 finishes it (done/failed) with a result the asker reads back.
+
+Every daemon (a node) has a `daemons` row with its role, leader or standby. On
+PostgreSQL the leader is whoever holds the session advisory lock LEADER_LOCK_KEY
+(``scheduler.daemon.lease``); its session's application_name names it, so readers
+ask the server rather than trust a row a frozen node cannot update.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler.store.doorbell import notify_in, ring_socket
-from scheduler.store.rows import Command, DaemonInfo, command_from_row, utcnow
+from scheduler.store.rows import (
+    HEARTBEAT_STALE_AFTER,
+    Command,
+    DaemonInfo,
+    command_from_row,
+    utcnow,
+)
 from scheduler.store.schema import commands, daemons
 
-__all__ = ["ControlTables"]
+__all__ = ["LEADER_LOCK_KEY", "ControlTables", "NodeInfo", "leader_application_name",
+           "parse_holder"]
+
+# pg_try_advisory_lock takes a bigint; this one spells "cronhost" in ASCII.
+LEADER_LOCK_KEY = 0x63726F6E686F7374 & 0x7FFFFFFFFFFFFFFF
+_APP_PREFIX = "cronhost/"
+
+
+def leader_application_name(daemon_id: str, pid: int, hostname: str) -> str:
+    """The lock session's application_name: who holds the lock, for whoever asks."""
+    return f"{_APP_PREFIX}{daemon_id}/{pid}/{hostname}"[:63]  # NAMEDATALEN - 1
+
+
+def parse_holder(application_name: str | None) -> tuple[str, int, str] | None:
+    """(daemon id, pid, hostname) from a lock session's application_name."""
+    if not application_name or not application_name.startswith(_APP_PREFIX):
+        return None
+    parts = application_name.removeprefix(_APP_PREFIX).split("/", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1]), parts[2]
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One daemon that is up on the store: `status` lists them all."""
+
+    id: str
+    hostname: str
+    pid: int
+    role: str  # leader | standby
+    since: datetime | None
+    last_beat_at: datetime
+
+    def to_json(self) -> dict[str, object]:
+        return {"id": self.id, "hostname": self.hostname, "pid": self.pid, "role": self.role,
+                "since": self.since.isoformat() if self.since else None,
+                "last_beat_at": self.last_beat_at.isoformat()}
+
+
+def _daemon_info(row: object) -> DaemonInfo:
+    return DaemonInfo(**{key: row[key] for key in DaemonInfo.__dataclass_fields__})  # type: ignore[index]
 
 
 class ControlTables:
@@ -81,21 +135,32 @@ class ControlTables:
         return [command_from_row(row) for row in rows]
 
 
-    def register_daemon(self, daemon_id: str, config_path: str, version: str) -> None:
+    def register_daemon(
+        self, daemon_id: str, config_path: str, version: str, role: str | None = None,
+        role_since: datetime | None = None,
+    ) -> None:
+        """This daemon's row; a second call (a standby now leading) updates it."""
         now = utcnow()
+        values = dict(last_beat_at=now, config_path=config_path, role=role,
+                      role_since=role_since or now, stopped_at=None)
         with self.engine.begin() as conn:
-            conn.execute(daemons.insert().values(
-                id=daemon_id, hostname=socket.gethostname(), pid=os.getpid(), version=version,
-                started_at=now, last_beat_at=now, config_path=config_path,
-            ))
+            updated = conn.execute(
+                update(daemons).where(daemons.c.id == daemon_id).values(**values)).rowcount
+            if not updated:
+                conn.execute(daemons.insert().values(
+                    id=daemon_id, hostname=socket.gethostname(), pid=os.getpid(),
+                    version=version, started_at=now, **values,
+                ))
 
-    def beat(self, daemon_id: str, status_line: str | None = None) -> None:
+    def beat(
+        self, daemon_id: str, status_line: str | None = None, role: str | None = None,
+        role_since: datetime | None = None,
+    ) -> None:
+        values: dict[str, object] = dict(last_beat_at=utcnow(), status_line=status_line)
+        if role is not None:
+            values.update(role=role, role_since=role_since)
         with self.engine.begin() as conn:
-            conn.execute(
-                update(daemons).where(daemons.c.id == daemon_id).values(
-                    last_beat_at=utcnow(), status_line=status_line
-                )
-            )
+            conn.execute(update(daemons).where(daemons.c.id == daemon_id).values(**values))
 
     def record_config_loaded(self, daemon_id: str) -> None:
         with self.engine.begin() as conn:
@@ -116,8 +181,74 @@ class ControlTables:
             )
 
     def latest_daemon(self) -> DaemonInfo | None:
+        """The daemon that runs the jobs: the leader when one is up, else the latest beat."""
+        base = [daemons.c[key] for key in DaemonInfo.__dataclass_fields__]
+        query = select(*base).order_by(daemons.c.last_beat_at.desc()).limit(20)
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(daemons).order_by(daemons.c.last_beat_at.desc()).limit(1)
-            ).mappings().first()
-        return DaemonInfo(**row) if row else None
+            try:
+                rows = conn.execute(query.add_columns(daemons.c.role)).mappings().all()
+            except SQLAlchemyError:  # a store from before v7: no roles
+                conn.rollback()
+                rows = conn.execute(query).mappings().all()
+        if not rows:
+            return None
+        infos = [_daemon_info(row) for row in rows]
+        leader = self.leader_id()
+        for info, row in zip(infos, rows, strict=True):
+            if info.is_up() and (info.id == leader if leader else row.get("role") == "leader"):
+                return info
+        return infos[0]
+
+    def daemons_by_id(self, ids: set[str]) -> dict[str, DaemonInfo]:
+        if not ids:
+            return {}
+        base = [daemons.c[key] for key in DaemonInfo.__dataclass_fields__]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*base).where(daemons.c.id.in_(sorted(ids)))).mappings()
+            return {row["id"]: _daemon_info(row) for row in rows}
+
+    def set_role(self, daemon_id: str, role: str, since: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(daemons).where(daemons.c.id == daemon_id).values(
+                role=role, role_since=since))
+
+    def nodes(self) -> list[NodeInfo]:
+        """Every daemon up on this store, the leader first."""
+        cutoff = utcnow() - HEARTBEAT_STALE_AFTER
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(daemons).where(daemons.c.stopped_at.is_(None),
+                                      daemons.c.last_beat_at >= cutoff)
+                .order_by(daemons.c.started_at)
+            ).mappings().all()
+        leader = self.leader_id()
+        found = []
+        for row in rows:
+            if not _daemon_info(row).is_up():
+                continue
+            role = row["role"] or "leader"  # a row from before v7 is a lone leader
+            if leader is not None:
+                role = "leader" if row["id"] == leader else "standby"
+            found.append(NodeInfo(id=row["id"], hostname=row["hostname"], pid=row["pid"],
+                                  role=role, since=row["role_since"] or row["started_at"],
+                                  last_beat_at=row["last_beat_at"]))
+        return sorted(found, key=lambda node: node.role != "leader")
+
+    def leader_id(self) -> str | None:
+        """On PostgreSQL, the id of the daemon holding the leader lock, asked of the server."""
+        if self.engine.url.get_backend_name() != "postgresql":
+            return None
+        try:
+            with self.engine.connect() as conn:
+                name = conn.execute(text(
+                    "SELECT a.application_name FROM pg_locks l "
+                    "JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "JOIN pg_database d ON d.oid = l.database AND d.datname = current_database() "
+                    "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi "
+                    "AND l.objid = :lo AND l.objsubid = 1"),
+                    {"hi": LEADER_LOCK_KEY >> 32, "lo": LEADER_LOCK_KEY & 0xFFFFFFFF},
+                ).scalar()
+        except SQLAlchemyError:
+            return None
+        holder = parse_holder(name)
+        return holder[0] if holder else None

@@ -44,10 +44,16 @@ def _v6_paused_reason(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE job_state ADD COLUMN paused_reason TEXT"))
 
 
+def _v7_node_roles(conn: Connection) -> None:
+    # v7: two or more daemons on one PostgreSQL, one leading; each says which it is.
+    conn.execute(text("ALTER TABLE daemons ADD COLUMN role VARCHAR(16)"))
+    conn.execute(text("ALTER TABLE daemons ADD COLUMN role_since TIMESTAMP"))
+
+
 # MIGRATIONS[n] upgrades a store from version n + 1 to n + 2 (version 1 is the first release).
 MIGRATIONS: list[Migration] = [
     _v2_missed_slot_ranges, _v3_daemon_status_line, _v4_command_slot, _v5_claimed_at,
-    _v6_paused_reason,
+    _v6_paused_reason, _v7_node_roles,
 ]
 LATEST_VERSION = len(MIGRATIONS) + 1
 

@@ -163,11 +163,14 @@ class RunsTable:
             return
         conn.execute(update(job_state).where(job_state.c.job_id == job_id).values(**values))
 
-    def abandon_running(self, reason: str, *, except_daemon: str | None = None) -> list[RunRow]:
+    def abandon_running(
+        self, reason: str, *, except_daemon: str | None = None, only: Iterable[int] | None = None,
+    ) -> list[RunRow]:
         """Mark runs a daemon that is gone left in flight (`queued` or `running`) `abandoned`.
 
         A `queued` one too: its start may have been on its way to the store when the
-        daemon died, so whether it was sent is not known.
+        daemon died, so whether it was sent is not known. ``only``: just these runs
+        (a new leader abandons another node's runs once they are surely over).
         """
         now = utcnow()
         condition: ColumnElement[bool] = runs.c.status.in_(
@@ -176,12 +179,18 @@ class RunsTable:
             condition = and_(
                 condition, or_(runs.c.daemon_id.is_(None), runs.c.daemon_id != except_daemon)
             )
+        if only is not None:
+            ids = list(only)
+            if not ids:
+                return []
+            condition = and_(condition, runs.c.id.in_(ids))
         with self.engine.begin() as conn:
             rows = conn.execute(select(runs).where(condition)).mappings().all()
             if rows:
                 conn.execute(
                     update(runs)
-                    .where(runs.c.id.in_([row["id"] for row in rows]))
+                    .where(runs.c.id.in_([row["id"] for row in rows]),
+                           runs.c.status.in_((RunStatus.QUEUED.value, RunStatus.RUNNING.value)))
                     .values(
                         status=RunStatus.ABANDONED.value,
                         finished_at=now,
@@ -189,6 +198,25 @@ class RunsTable:
                     )
                 )
         return [run_from_row(row) for row in rows]
+
+    def in_flight_runs(
+        self, *, except_daemon: str | None = None, only: Iterable[int] | None = None,
+    ) -> list[tuple[RunRow, str | None]]:
+        """Runs `queued` or `running`, with the daemon that claimed them (other daemons')."""
+        condition: ColumnElement[bool] = runs.c.status.in_(
+            (RunStatus.QUEUED.value, RunStatus.RUNNING.value))
+        if except_daemon is not None:
+            condition = and_(
+                condition, or_(runs.c.daemon_id.is_(None), runs.c.daemon_id != except_daemon)
+            )
+        if only is not None:
+            ids = list(only)
+            if not ids:
+                return []
+            condition = and_(condition, runs.c.id.in_(ids))
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(runs).where(condition)).mappings().all()
+        return [(run_from_row(row), row["daemon_id"]) for row in rows]
 
     def abandon_runs(self, run_ids: Iterable[int], reason: str) -> None:
         """At shutdown: runs cut short are `abandoned`; slots that never started are `missed`."""

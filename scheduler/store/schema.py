@@ -149,4 +149,7 @@ daemons = Table(
     Column("config_error", Text),
     Column("config_error_at", UTCDateTime),
     Column("status_line", Text),
+    # v7, several nodes on one PostgreSQL: leader | standby, and since when.
+    Column("role", String(16)),
+    Column("role_since", UTCDateTime),
 )

@@ -22,6 +22,9 @@ def describe(snapshot: DashboardSnapshot) -> Group:
     # Two lines that crop rather than wrap, so the tables keep their room on a small
     # terminal; a config error wraps, because every word of it matters.
     lines = [_daemon_line(snapshot), _config_line(snapshot)]
+    nodes = _nodes_line(snapshot)
+    if nodes is not None:
+        lines.insert(1, nodes)
     for line in lines:
         line.no_wrap, line.overflow = True, "ellipsis"
     info = snapshot.daemon
@@ -51,6 +54,22 @@ def _daemon_line(snapshot: DashboardSnapshot) -> Text:
         text.append(" ")
         text.append(_down_reason(info, now), style="red")
     return text
+
+
+def _nodes_line(snapshot: DashboardSnapshot) -> Text | None:
+    """Several daemons on one PostgreSQL: each node, its role, its last beat."""
+    # `nodes` (store.nodes(), leader first) is read by tui.data where it is provided.
+    nodes = getattr(snapshot, "nodes", ())
+    if len(nodes) < 2:
+        return None
+    line = Text("nodes ", style="dim")
+    for index, node in enumerate(nodes):
+        if index:
+            line.append(" · ", style="dim")
+        line.append(node.role, style="bold green" if node.role == "leader" else "cyan")
+        line.append(f" pid {node.pid} on {node.hostname}, beat "
+                    f"{relative(node.last_beat_at, snapshot.taken_at)}")
+    return line
 
 
 def _down_reason(info: DaemonInfo, now: datetime) -> str:
