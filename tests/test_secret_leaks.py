@@ -69,7 +69,7 @@ def test_no_form_of_an_echoed_secret_reaches_log_history_status_store_or_screen(
         app = DashboardApp(store, config)
         async with app.run_test(size=(200, 50)) as pilot:
             for run in runs:
-                app.push_screen(RunDetailsScreen(run, store, clock=lambda: run.scheduled_at))
+                app.push_screen(RunDetailsScreen(run, store, clock=lambda at=run.scheduled_at: at))
                 await pilot.pause()
                 shown.append(screen_text(app))
                 app.pop_screen()
