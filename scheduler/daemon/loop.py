@@ -151,8 +151,11 @@ class Daemon(Leadership, DaemonControl):
         return 0
 
     async def _sleep(self) -> None:
-        """Until the next timer of the main loop is due, or someone nudges it."""
-        self.nudged.clear()
+        """Until the next timer of the main loop is due, or someone nudges it.
+
+        The nudge is cleared when a tick starts, not here: one that comes during a tick
+        (a reload finishing, a second SIGHUP) must make the loop look again, not be lost.
+        """
         timeout = self._next_timer() - asyncio.get_running_loop().time()
         if timeout <= 0 or self.stop_requested.is_set():
             return
@@ -270,6 +273,7 @@ class Daemon(Leadership, DaemonControl):
     # -- one step of the main loop ------------------------------------------------------
 
     async def tick(self) -> None:
+        self.nudged.clear()
         loop = asyncio.get_running_loop()
         now = loop.time()
         self._last_tick = now
