@@ -173,17 +173,9 @@ class RunsTable:
         (a new leader abandons another node's runs once they are surely over).
         """
         now = utcnow()
-        condition: ColumnElement[bool] = runs.c.status.in_(
-            (RunStatus.QUEUED.value, RunStatus.RUNNING.value))
-        if except_daemon is not None:
-            condition = and_(
-                condition, or_(runs.c.daemon_id.is_(None), runs.c.daemon_id != except_daemon)
-            )
-        if only is not None:
-            ids = list(only)
-            if not ids:
-                return []
-            condition = and_(condition, runs.c.id.in_(ids))
+        condition = _in_flight(except_daemon, only)
+        if condition is None:
+            return []
         with self.engine.begin() as conn:
             rows = conn.execute(select(runs).where(condition)).mappings().all()
             if rows:
@@ -203,17 +195,9 @@ class RunsTable:
         self, *, except_daemon: str | None = None, only: Iterable[int] | None = None,
     ) -> list[tuple[RunRow, str | None]]:
         """Runs `queued` or `running`, with the daemon that claimed them (other daemons')."""
-        condition: ColumnElement[bool] = runs.c.status.in_(
-            (RunStatus.QUEUED.value, RunStatus.RUNNING.value))
-        if except_daemon is not None:
-            condition = and_(
-                condition, or_(runs.c.daemon_id.is_(None), runs.c.daemon_id != except_daemon)
-            )
-        if only is not None:
-            ids = list(only)
-            if not ids:
-                return []
-            condition = and_(condition, runs.c.id.in_(ids))
+        condition = _in_flight(except_daemon, only)
+        if condition is None:
+            return []
         with self.engine.connect() as conn:
             rows = conn.execute(select(runs).where(condition)).mappings().all()
         return [(run_from_row(row), row["daemon_id"]) for row in rows]
@@ -344,3 +328,22 @@ class RunsTable:
                 ).scalars().all()
                 durations[job_id] = [int(value) for value in reversed(values)]
         return durations
+
+
+def _in_flight(
+    except_daemon: str | None, only: Iterable[int] | None
+) -> ColumnElement[bool] | None:
+    """Runs still `queued` or `running` (not claimed by ``except_daemon``; among ``only``);
+    None when ``only`` is empty, so nothing can match."""
+    condition: ColumnElement[bool] = runs.c.status.in_(
+        (RunStatus.QUEUED.value, RunStatus.RUNNING.value))
+    if except_daemon is not None:
+        condition = and_(
+            condition, or_(runs.c.daemon_id.is_(None), runs.c.daemon_id != except_daemon)
+        )
+    if only is not None:
+        ids = list(only)
+        if not ids:
+            return None
+        condition = and_(condition, runs.c.id.in_(ids))
+    return condition
