@@ -64,7 +64,9 @@ def create_store_engine(url: str) -> Engine:
             "keepalives_idle": 10,
             "keepalives_interval": 5,
             "keepalives_count": 3,
-            "options": "-c statement_timeout=10000",
+            # A daemon frozen (SIGSTOP, a VM pause) inside a transaction would hold its row
+            # locks, and another node's claims would wait behind them: end it after 10 s.
+            "options": "-c statement_timeout=10000 -c idle_in_transaction_session_timeout=10000",
         }
     try:
         # pre_ping: after a PostgreSQL restart, stale pooled connections are replaced
