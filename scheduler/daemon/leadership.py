@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from scheduler.engine import Engine
     from scheduler.observe import Observability
     from scheduler.run import EventBus, SlotRunner
-    from scheduler.store import Store
+    from scheduler.store import RunRow, Store
     from scheduler.store.doorbell import Doorbell
     from scheduler.store.worker import StoreThread
 
@@ -255,18 +255,21 @@ class Leadership:
             look, self.store, self.config, self.daemon_id, exclusive=not self.lock.can_be_lost,
             now=utcnow(), only=only)
         self._foreign_checked_at = asyncio.get_running_loop().time()
-        for row in books.abandoned:
-            self.events.publish(SlotEvent(
-                job_id=row.job_id, status="abandoned", scheduled_at=row.scheduled_at,
-                run_id=row.id, trigger=row.trigger, error=row.error,
-            ))
-            log.warning(
-                "run left in flight by another daemon marked abandoned",
-                extra={"action": "run.abandoned", "job": row.job_id,
-                       "slot": row.scheduled_at.isoformat(), "run_id": row.id},
-            )
+        self._announce_abandoned(books.abandoned, "another daemon")
         self._foreign.replace(books.live)
         if books.live and not self.leading:
             log.info("runs of another daemon still in flight count as running",
                      extra={"action": "daemon.foreign_runs", "runs": len(books.live)})
 
+    def _announce_abandoned(self, rows: list[RunRow], left_by: str) -> None:
+        """Runs another (or a dead) daemon left in flight, now marked abandoned: say so."""
+        for row in rows:
+            self.events.publish(SlotEvent(
+                job_id=row.job_id, status="abandoned", scheduled_at=row.scheduled_at,
+                run_id=row.id, trigger=row.trigger, error=row.error,
+            ))
+            log.warning(
+                f"run left in flight by {left_by} marked abandoned",
+                extra={"action": "run.abandoned", "job": row.job_id,
+                       "slot": row.scheduled_at.isoformat(), "run_id": row.id},
+            )

@@ -193,16 +193,7 @@ class Daemon(Leadership, DaemonControl):
         self.store.migrate()  # under the lock: two daemons must not upgrade one store at once
         books = look(self.store, self.config, self.daemon_id,
                      exclusive=not self.lock.can_be_lost, now=utcnow())
-        for row in books.abandoned:
-            self.events.publish(SlotEvent(
-                job_id=row.job_id, status="abandoned", scheduled_at=row.scheduled_at,
-                run_id=row.id, trigger=row.trigger, error=row.error,
-            ))
-            log.warning(
-                "run left in flight by a previous daemon marked abandoned",
-                extra={"action": "run.abandoned", "job": row.job_id,
-                       "slot": row.scheduled_at.isoformat(), "run_id": row.id},
-            )
+        self._announce_abandoned(books.abandoned, "a previous daemon")
         self._foreign.replace(books.live)
 
     async def _shutdown(self) -> None:

@@ -65,6 +65,7 @@ from scheduler.migrate.model import (
     ImportResult,
     Refused,
     fit_id,
+    read_json,
     slug,
     tokenish,
 )
@@ -88,15 +89,8 @@ class Options:
 
 def load_export(path: Path) -> list[dict[str, Any]]:
     """The job objects in a cron-job.org export; UsageError if it is not one."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read it: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}: not JSON ({exc}); expected what cron-job.org's API answers "
-                         "to GET /jobs or GET /jobs/<id>") from None
+    raw = read_json(path, "; expected what cron-job.org's API answers to GET /jobs or "
+                          "GET /jobs/<id>")
     if isinstance(raw, dict) and isinstance(raw.get("jobs"), list):
         jobs = raw["jobs"]
     elif isinstance(raw, dict) and isinstance(raw.get("jobDetails"), dict):

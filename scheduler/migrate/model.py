@@ -12,9 +12,13 @@ Secret values live only in :class:`SecretValue` (whose repr hides them); an
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from scheduler.errors import UsageError
 
 # Mirrors scheduler.config.JOB_ID (which validates the result anyway).
 ID_MAX = 63
@@ -154,3 +158,15 @@ def tokenish(value: str) -> bool:
     mixed_case = any(c.islower() for c in value) and any(c.isupper() for c in value)
     hexish = len(value) >= 32 and all(c in "0123456789abcdefABCDEF" for c in value)
     return hexish or (has_digit and has_alpha and (mixed_case or len(value) >= 32))
+
+
+def read_json(path: Path, expected: str = "") -> Any:
+    """The JSON in ``path``; a UsageError naming the file if it cannot be read or parsed."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read it: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not JSON ({exc}){expected}") from None

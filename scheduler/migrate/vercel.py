@@ -24,7 +24,6 @@ and cronhost sends one secret per job.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from scheduler.migrate.model import (
     ImportResult,
     Refused,
     fit_id,
+    read_json,
     short_hash,
     slug,
     tokenish,
@@ -58,14 +58,7 @@ class Options:
 
 def load_crons(path: Path) -> list[Any]:
     """The ``crons`` list of a vercel.json or Build Output config.json."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read it: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}: not JSON ({exc})") from None
+    raw = read_json(path)
     crons = raw.get("crons") if isinstance(raw, dict) else None
     if not isinstance(crons, list) or not crons:
         raise UsageError(f"{path}: has no `crons` list; expected a vercel.json or a Build Output "
