@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, inspect, select, text
 
 from scheduler import __version__
 from scheduler.errors import SchemaError
-from scheduler.store.schema import metadata, schema_version
+from scheduler.store.schema import attempts, events, metadata, schema_version
 
 Migration = Callable[[Connection], None]
 
@@ -50,10 +50,18 @@ def _v7_node_roles(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE daemons ADD COLUMN role_since TIMESTAMP"))
 
 
+def _v8_attempts_and_audit(conn: Connection) -> None:
+    # v8: every attempt on record as it happens, and an audit log of who did what.
+    conn.execute(text("ALTER TABLE commands ADD COLUMN requested_user VARCHAR(64)"))
+    conn.execute(text("ALTER TABLE commands ADD COLUMN requested_host VARCHAR(255)"))
+    attempts.create(conn)
+    events.create(conn)
+
+
 # MIGRATIONS[n] upgrades a store from version n + 1 to n + 2 (version 1 is the first release).
 MIGRATIONS: list[Migration] = [
     _v2_missed_slot_ranges, _v3_daemon_status_line, _v4_command_slot, _v5_claimed_at,
-    _v6_paused_reason, _v7_node_roles,
+    _v6_paused_reason, _v7_node_roles, _v8_attempts_and_audit,
 ]
 LATEST_VERSION = len(MIGRATIONS) + 1
 

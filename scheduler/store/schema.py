@@ -124,7 +124,11 @@ commands = Table(
     Column("kind", String(16), nullable=False),  # trigger | pause | resume | reload
     Column("job_id", String(64)),
     Column("requested_at", UTCDateTime, nullable=False),
+    # requested_by: the channel (cli | tui | api); requested_user / requested_host: who
+    # asked, the Unix user of the asking process and its host (v8, for the audit log).
     Column("requested_by", String(64), nullable=False, default="cli"),
+    Column("requested_user", String(64)),
+    Column("requested_host", String(255)),
     Column("state", String(16), nullable=False, default="pending"),  # pending | done | failed
     Column("handled_at", UTCDateTime),
     Column("result", Text),
@@ -132,6 +136,46 @@ commands = Table(
     # For `trigger --slot`: re-run that slot's work under that slot's Idempotency-Key.
     Column("slot", UTCDateTime),
     Index("ix_commands_state", "state"),
+)
+
+# v8: every attempt of a run, written as it happens (so a run abandoned by kill -9 still
+# shows what was sent and what came back before the crash).
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),  # 1, 2, ...
+    Column("request_id", String(64)),  # the X-Request-Id sent (fresh per attempt)
+    Column("sent_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),  # NULL while the attempt is on the wire
+    Column("http_status", Integer),
+    Column("duration_ms", Integer),
+    # cronhost's classification: timeout | connect | http_status | bad_body | exception ...
+    Column("error_kind", String(32)),
+    Column("error", Text),
+    Column("retry_after_ms", Integer),  # a Retry-After the endpoint sent and cronhost honoured
+    UniqueConstraint("run_id", "attempt", name="uq_attempts_run_attempt"),
+    Index("ix_attempts_run", "run_id"),
+)
+
+# v8: the audit log: who asked for what (commands), what each reload changed, and what
+# cronhost decided on its own (auto-disable). Newest first in `cronhost log`.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    # e.g. command.trigger | command.pause | command.resume | command.reload |
+    # config.reloaded | config.reload_failed | job.auto_paused
+    Column("kind", String(32), nullable=False),
+    Column("job_id", String(64)),
+    Column("actor_user", String(64)),  # Unix user; "cronhost" for the daemon's own decisions
+    Column("actor_host", String(255)),
+    Column("daemon_id", String(64)),
+    Column("summary", Text, nullable=False),  # one line for humans
+    Column("detail", Text),  # JSON object (e.g. a reload's diff), for `cronhost log --json`
+    Index("ix_events_at", "at"),
 )
 
 daemons = Table(
