@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +31,43 @@ def daemons() -> Iterator[list[DaemonProcess]]:
     for daemon in started:
         if daemon.process.poll() is None:
             daemon.kill()
+
+
+# -- PostgreSQL outages ----------------------------------------------------------------------
+
+# Lock files per user and machine, so that they also hold across pytest-xdist's workers and
+# across two suites started at once (e.g. two checkouts).
+_LOCK_DIR = Path(tempfile.gettempdir())
+_POSTGRES_IN_USE = _LOCK_DIR / f"cronhost-tests-postgres-{os.getuid()}.lock"
+_OUTAGE_WAITING = _LOCK_DIR / f"cronhost-tests-postgres-{os.getuid()}.gate"
+_POSTGRES_FIXTURES = ("postgres_url", "fresh_postgres_url")
+
+
+@pytest.fixture(autouse=True)
+def postgres_outage_lock(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that stops or restarts PostgreSQL runs while no other test uses it.
+
+    Tests that use PostgreSQL share one lock for their whole run; a test marked
+    `postgres_outage` holds it alone. Without this, the suite run in parallel
+    (pytest-xdist) would fail other workers' PostgreSQL tests during a restart. flock
+    prefers no one, so an outage test first closes a gate that new users pass through:
+    the users already in finish, and the outage test cannot be starved by a stream of them.
+    """
+    exclusive = request.node.get_closest_marker("postgres_outage") is not None
+    uses_postgres = (exclusive or request.node.get_closest_marker("postgres") is not None
+                     or any(name in request.fixturenames for name in _POSTGRES_FIXTURES))
+    if not uses_postgres:
+        yield
+        return
+    with open(_OUTAGE_WAITING, "a") as gate, open(_POSTGRES_IN_USE, "a") as in_use:
+        if exclusive:
+            fcntl.flock(gate, fcntl.LOCK_EX)
+            fcntl.flock(in_use, fcntl.LOCK_EX)
+        else:
+            fcntl.flock(gate, fcntl.LOCK_SH)
+            fcntl.flock(in_use, fcntl.LOCK_SH)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        yield
 
 
 # -- stores ---------------------------------------------------------------------------------

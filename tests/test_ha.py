@@ -275,7 +275,8 @@ def test_pg_terminate_backend_of_the_leaders_sessions_hands_over_and_both_live(
     check_goals(pair, endpoint, postgres_url)
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
+@pytest.mark.postgres_outage
 def test_postgres_restart_leaves_both_alive_and_one_leading(
     tmp_path: Path, endpoint: EndpointServer, fresh_postgres_url: str, daemons: list[DaemonProcess]
 ) -> None:
@@ -289,7 +290,8 @@ def test_postgres_restart_leaves_both_alive_and_one_leading(
     check_goals(pair, endpoint, fresh_postgres_url)
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
+@pytest.mark.postgres_outage
 def test_postgres_stopped_20_s_leaves_both_alive_and_one_leading(
     tmp_path: Path, endpoint: EndpointServer, fresh_postgres_url: str, daemons: list[DaemonProcess]
 ) -> None:

@@ -111,6 +111,9 @@ class Daemon(Leadership, DaemonControl):
                 loop.call_soon_threadsafe(self._lose_lead, reason)
 
         self.lock.set_on_lost(lost)
+        # Before anything starts: a SIGTERM right after "daemon started" (systemd stopping a
+        # daemon it just started) must end in a clean stop, not in Python's default death.
+        self._install_signal_handlers()
         if not self.standby:
             # A plain `run` refuses a store another daemon leads (naming it) or cannot reach.
             self.lock.acquire()
@@ -134,7 +137,6 @@ class Daemon(Leadership, DaemonControl):
                         f"cannot start: the store {self.store.url_for_humans} failed while "
                         f"scheduling the jobs: {first_line(exc)}"
                     ) from None
-            self._install_signal_handlers()
             if self.standby:
                 self._announce("standby", holder=None)
                 # systemd must not time the start out while we wait our turn.
