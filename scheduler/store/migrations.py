@@ -54,6 +54,8 @@ def _v8_attempts_and_audit(conn: Connection) -> None:
     # v8: every attempt on record as it happens, and an audit log of who did what.
     conn.execute(text("ALTER TABLE commands ADD COLUMN requested_user VARCHAR(64)"))
     conn.execute(text("ALTER TABLE commands ADD COLUMN requested_host VARCHAR(255)"))
+    # Created from today's Table objects: a later version that changes these tables must
+    # write its own DDL here instead (else v8 would already create v9's shape).
     attempts.create(conn)
     events.create(conn)
 

@@ -151,7 +151,7 @@ attempts = Table(
     Column("finished_at", UTCDateTime),  # NULL while the attempt is on the wire
     Column("http_status", Integer),
     Column("duration_ms", Integer),
-    # cronhost's classification: timeout | connect | http_status | bad_body | exception ...
+    # cronhost's classification, in `cronhost report`'s words (http_5xx, timeout, connection...)
     Column("error_kind", String(32)),
     Column("error", Text),
     Column("retry_after_ms", Integer),  # a Retry-After the endpoint sent and cronhost honoured
