@@ -8,6 +8,7 @@ import sys
 import time
 from datetime import datetime
 
+from jobs.outcome import RunStatus
 from scheduler.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -65,10 +66,11 @@ def cmd_trigger(args: argparse.Namespace) -> int:
             raise UsageError(f"the daemon refused the trigger: {command.result}")
         if command is not None and command.run_id is not None:
             run = store.run(command.run_id)
-            if run is not None and run.status != "running":
+            # `queued` is claimed but not yet sent (waiting for a free place): not an end.
+            if run is not None and RunStatus(run.status).finished:
                 break
         time.sleep(0.2)
-    if run is None or run.status == "running":
+    if run is None or not RunStatus(run.status).finished:
         print(f"cronhost: no result within {args.timeout:g} s; see `cronhost history {args.job}`",
               file=sys.stderr)
         return EXIT_FAILED
