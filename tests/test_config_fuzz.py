@@ -349,6 +349,8 @@ def secret_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CRON_SECRET", "fuzz-secret-value")
 
 
+# CPU-bound: 14 s on a quiet machine, over a minute beside a CPU hog with three workers.
+@pytest.mark.timeout(300)
 @pytest.mark.usefixtures("secret_in_env")
 def test_10000_generated_configs_raise_only_config_error(tmp_path: Path) -> None:
     """Recipes and spliced TOML: 10,000 configs, five to an example (a hypothesis example
