@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from jobs.outcome import Outcome, RunStatus
@@ -251,16 +251,22 @@ class RunsTable:
             return [run_from_row(row) for row in conn.execute(query).mappings()]
 
     def latest_runs(self, job_ids: Iterable[str]) -> dict[str, RunRow]:
-        """The newest run of each job (one indexed lookup per job, cheap at any history size)."""
+        """The newest run of each job (one indexed lookup per job, cheap at any history size).
+
+        The statement is built once and executed per job with a bound id: building a
+        SQLAlchemy select costs more than SQLite's lookup, and `status` with 10,000 jobs
+        spent seconds building them.
+        """
+        query = (
+            select(runs)
+            .where(runs.c.job_id == bindparam("job_id"))
+            .order_by(runs.c.scheduled_at.desc(), runs.c.id.desc())
+            .limit(1)
+        )
         latest: dict[str, RunRow] = {}
         with self.engine.connect() as conn:
             for job_id in job_ids:
-                row = conn.execute(
-                    select(runs)
-                    .where(runs.c.job_id == job_id)
-                    .order_by(runs.c.scheduled_at.desc(), runs.c.id.desc())
-                    .limit(1)
-                ).mappings().first()
+                row = conn.execute(query, {"job_id": job_id}).mappings().first()
                 if row:
                     latest[job_id] = run_from_row(row)
         return latest
@@ -274,15 +280,16 @@ class RunsTable:
         only the window (~2 ms for a day of LeadMap's jobs). job_state keeps removed
         jobs, so every job that has runs is listed.
         """
+        query = (
+            select(runs.c.status, func.sum(runs.c.slot_count))
+            .where(runs.c.job_id == bindparam("job_id"), runs.c.scheduled_at >= since)
+            .group_by(runs.c.status)
+        )
         counts: dict[str, dict[str, int]] = {}
         with self.engine.connect() as conn:
             job_ids = conn.execute(select(job_state.c.job_id)).scalars().all()
             for job_id in job_ids:
-                rows = conn.execute(
-                    select(runs.c.status, func.sum(runs.c.slot_count))
-                    .where(runs.c.job_id == job_id, runs.c.scheduled_at >= since)
-                    .group_by(runs.c.status)
-                )
+                rows = conn.execute(query, {"job_id": job_id})
                 for status, count in rows:
                     counts.setdefault(job_id, {})[status] = int(count or 0)
         return counts
