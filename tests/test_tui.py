@@ -245,6 +245,9 @@ def test_a_store_with_an_older_schema_says_how_to_upgrade_it(tmp_path: Path) -> 
         assert notice.startswith("cannot read the store:")
         assert "schema version 1" in notice and "cronhost run" in notice
         assert dashboard(app).jobs.row_count == 0
+        # The header agrees with the notice: a daemon did run here, its row is unreadable.
+        header = shown(app, "#header")
+        assert "the store cannot be read" in header and "no daemon has run" not in header
 
     drive(store, scenario)
 

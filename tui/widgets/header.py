@@ -41,7 +41,11 @@ def _daemon_line(snapshot: DashboardSnapshot) -> Text:
     text = Text()
     info = snapshot.daemon
     now = snapshot.taken_at
-    if info is None:
+    if info is None and snapshot.problem and not snapshot.transient:
+        # An older or foreign schema hides the daemon row: "no daemon has run" would send
+        # the operator looking for the wrong thing. The notice below says what is wrong.
+        text.append("● the store cannot be read", style="bold white on red")
+    elif info is None:
         text.append("● no daemon has run on this store yet", style="bold yellow")
     elif snapshot.daemon_up:
         text.append("● daemon up", style="bold green")
