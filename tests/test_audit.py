@@ -9,6 +9,10 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from scheduler.config import load_config
+from scheduler.config.diff import diff_configs
 from tests.daemon_harness import SECRET, DaemonProcess, cli, cli_json, write_config
 from tests.endpoint_server import EndpointServer
 from tests.test_redact import leaks
@@ -125,3 +129,23 @@ def test_a_failed_reload_is_in_the_log_without_the_secret_pasted_into_the_config
     }
     assert {place: leaks(text, SECRET) for place, text in places.items()} == {
         place: [] for place in places}
+
+
+def test_a_reload_diff_names_the_changed_fields_and_a_move_of_the_time_zone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CRON_SECRET", SECRET)
+    old = load_config(write_config(tmp_path, JOBS))
+    edited = JOBS.replace('schedule = "0 3 * * *"',
+                          'schedule = "0 3 * * *"\ntimezone = "Europe/Paris"\ntimeout = "1s"')
+    edited = edited.replace('path = "/sync"', 'path = "/sync2"')
+    new = load_config(write_config(tmp_path, edited))
+    diff = diff_configs(old, new)
+    assert diff.changed == [
+        {"job": "sync-mailboxes", "fields": ["url"]},
+        {"job": "nightly-report", "fields": ["schedule", "timeout"],
+         "old_schedule": "0 3 * * *", "new_schedule": "0 3 * * * Europe/Paris"},
+    ]
+    assert diff.summary() == ("changed sync-mailboxes (url), "
+                              "nightly-report (0 3 * * * → 0 3 * * * Europe/Paris)")
+    assert diff_configs(new, new).summary() == "no job changed"

@@ -99,7 +99,9 @@ class DaemonControl:
             await self._reload_failed(
                 f"{self.config.path}: cannot load: {type(exc).__name__}: {exc}", asked)
             return None
-        diff = diff_configs(self._audited_config or self.config, new)
+        if self._audited_config is None:
+            self._audited_config = self.config  # what the daemon started with
+        diff = diff_configs(self._audited_config, new)
         # The new config first: slots of added jobs may fire as soon as the engine has them.
         # After a reload that failed halfway the engine may hold a mix: compare it all.
         previous = self.config if self._engine_in_sync else None
