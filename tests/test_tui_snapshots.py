@@ -17,8 +17,10 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.test_tui import until
+from tests.test_tui_audit import EVENTS, seed_events
 from tests.test_tui_fixtures import NOW, SHOWN_CONFIG, make_leadmap_store, make_store
 from tui.app import DashboardApp
+from tui.screens.audit_log import AuditLogScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.run_details import RunDetailsScreen
 from tui.screens.runs import RunsScreen
@@ -75,3 +77,17 @@ def test_run_details_screen(snap_compare: SnapCompare, tmp_path: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+
+
+def test_audit_log_at_80x24(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    store = seed_events(make_leadmap_store(tmp_path))
+    app = DashboardApp(store, Path(SHOWN_CONFIG), clock=lambda: NOW)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settle(pilot, "process-email-queue")
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(pilot.app.screen, AuditLogScreen)
+                    and pilot.app.screen.table.row_count == len(EVENTS), "the audit log")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -21,6 +21,7 @@ from typing import Any
 from scheduler import __version__
 from scheduler.cli.act import cmd_pause_resume, cmd_reload, cmd_run, cmd_trigger
 from scheduler.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_path, open_store
+from scheduler.cli.log import add_log_command
 from scheduler.cli.report import add_report_command
 from scheduler.cli.show import cmd_check, cmd_history, cmd_next, cmd_status
 from scheduler.errors import ConfigError, CronhostError, UsageError
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(verb=verb)
 
     add_report_command(sub)
+    add_log_command(sub)
 
     p = command("reload", cmd_reload, "ask the running daemon to re-read its config")
 

@@ -2,7 +2,9 @@
 
 Requests come as rows in the `commands` table (from the CLI and the dashboard)
 or as SIGHUP; a bad config on reload changes nothing and is recorded for the
-operator (status, dashboard), and the daemon keeps running what it had.
+operator (status, dashboard), and the daemon keeps running what it had. Every
+finished command, reload and failed reload is a line in the audit log
+(``scheduler.store.audit``), written in the store thread.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from jobs.redact import redact
 from scheduler.config import Config, JobSpec, LiveConfig, load_config
+from scheduler.config.diff import ConfigDiff, diff_configs
 from scheduler.daemon.notify import Notifier
 from scheduler.engine import Changes, Engine
 from scheduler.errors import ConfigError, first_line
 from scheduler.logs import get_logger
 from scheduler.run import SlotRunner
 from scheduler.store import Command, Store
+from scheduler.store.audit import Actor, who_asks
 from scheduler.store.worker import StoreThread
 
 __all__ = ["DaemonControl", "job_state_rows"]
@@ -58,6 +63,9 @@ class DaemonControl:
     _engine_in_sync: bool
     _reload_retry_at: float
     _config_mtime: float | None
+    # What the audit log last recorded as loaded: the base of the next reload's diff
+    # (not the live config, which a reload that failed halfway has already replaced).
+    _audited_config: Config | None = None
 
     @property
     def config(self) -> Config:
@@ -70,12 +78,14 @@ class DaemonControl:
         return (f"{len(jobs)} jobs scheduled, {running} running"
                 + (f", {queued} queued" if queued else ""))
 
-    async def reload(self) -> Changes | None:
+    async def reload(self, asked: Command | None = None) -> Changes | None:
         """Re-read config.toml; a bad edit changes nothing and is recorded for the operator.
 
         Returns what changed, or None when the reload failed (or must be retried). The
         file is parsed in a worker thread and the engine changed in the store thread, so
         jobs keep firing (and the watchdog keeps beating) through a reload of any size.
+        ``asked``: the command that asked for it (the audit log names who), else SIGHUP
+        or a change of the file.
         """
         self.notifier.reloading()
         self._config_mtime = self._mtime()
@@ -83,20 +93,24 @@ class DaemonControl:
             new = await asyncio.to_thread(load_config, self.config.path)
             self._refuse_restart_only_changes(new)
         except ConfigError as exc:
-            await self._reload_failed(str(exc))
+            await self._reload_failed(str(exc), asked)
             return None
         except Exception as exc:  # noqa: BLE001 - nothing in a config file may stop the daemon
             await self._reload_failed(
-                f"{self.config.path}: cannot load: {type(exc).__name__}: {exc}")
+                f"{self.config.path}: cannot load: {type(exc).__name__}: {exc}", asked)
             return None
+        if self._audited_config is None:
+            self._audited_config = self.config  # what the daemon started with
+        diff = diff_configs(self._audited_config, new)
         # The new config first: slots of added jobs may fire as soon as the engine has them.
         # After a reload that failed halfway the engine may hold a mix: compare it all.
         previous = self.config if self._engine_in_sync else None
         self.live.replace(new)
         self._engine_in_sync = False
         try:
-            changes = await self.store_thread.call(self._apply, new, previous)
+            changes = await self.store_thread.call(self._apply, new, previous, diff, asked)
             self._engine_in_sync = True
+            self._audited_config = new
         except SQLAlchemyError as exc:
             # Some changes may not have reached APScheduler's job store; applying the same
             # config again is a no-op for what did, so retry until the store takes it all.
@@ -117,12 +131,19 @@ class DaemonControl:
         self.notifier.ready(self.status_line())
         return changes
 
-    def _apply(self, new: Config, previous: Config | None) -> Changes:
-        """In the store thread: the engine's jobs, job_state and the load stamp."""
+    def _apply(self, new: Config, previous: Config | None, diff: ConfigDiff,
+               asked: Command | None) -> Changes:
+        """In the store thread: the engine's jobs, job_state, the load stamp, the audit line."""
         changes = self.engine.apply(new.jobs, self.store.paused_jobs(),
                                     previous=previous.jobs if previous is not None else None)
         self.store.sync_jobs(job_state_rows(new.jobs))
         self.store.record_config_loaded(self.daemon_id)
+        actor, how = _asker(asked)
+        self.store.add_event(
+            "config.reloaded", f"config reloaded by {actor} ({how}): {diff.summary()}",
+            job_id=diff.only_job, actor=actor, daemon_id=self.daemon_id,
+            detail={**diff.to_json(), "path": str(new.path), "via": how,
+                    "command_id": asked.id if asked else None})
         return changes
 
     def _refuse_restart_only_changes(self, new: Config) -> None:
@@ -137,17 +158,37 @@ class DaemonControl:
                 extra={"action": "config.needs_restart", "field": "daemon.max_in_flight"},
             )
 
-    async def _reload_failed(self, error: str) -> None:
+    async def _reload_failed(self, error: str, asked: Command | None = None) -> None:
+        # A config error may quote the file, and a file may hold a pasted token: the
+        # running config's secrets (and any Bearer value) go before it is kept anywhere.
+        error = redact(error, self.config.secrets.values_for_redaction())
         log.error(
             "config reload failed; still running the previous config",
             extra={"action": "config.reload_failed", "error": error},
         )
         try:
-            await self.store_thread.call(self.store.record_config_error, self.daemon_id, error)
+            await self.store_thread.call(self._record_reload_failure, error, asked)
         except SQLAlchemyError as exc:
             log.error("could not record the reload error in the store",
                       extra={"action": "store.error", "error": first_line(exc)})
         self.notifier.ready(self.status_line())
+
+    def _record_reload_failure(self, error: str, asked: Command | None) -> None:
+        self.store.record_config_error(self.daemon_id, error)
+        actor, how = _asker(asked)
+        self.store.add_event(
+            "config.reload_failed",
+            f"config reload by {actor} ({how}) failed, the previous config runs: "
+            f"{error.splitlines()[0] if error else error}",
+            actor=actor, daemon_id=self.daemon_id,
+            detail={"error": error, "path": str(self.config.path), "via": how,
+                    "command_id": asked.id if asked else None})
+
+    async def _finish(self, command: Command, state: str, result: str | None = None,
+                      run_id: int | None = None) -> None:
+        """The command's outcome and its audit line (one transaction, in the store thread)."""
+        await self.store_thread.call(self.store.finish_command, command.id, state, result,
+                                     run_id, daemon_id=self.daemon_id)
 
     async def handle_command(self, command: Command) -> None:
         call = self.store_thread.call
@@ -155,31 +196,31 @@ class DaemonControl:
             return
         job_id = command.job_id or ""
         if command.kind == "reload":
-            changes = await self.reload()
+            changes = await self.reload(command)
             if changes is None:
-                await call(self.store.finish_command, command.id, "failed",
+                await self._finish(command, "failed",
                            "config reload failed; see status")
             else:
-                await call(self.store.finish_command, command.id, "done", changes.summary())
+                await self._finish(command, "done", changes.summary())
             return
         if self.config.job(job_id) is None:
-            await call(self.store.finish_command, command.id, "failed",
+            await self._finish(command, "failed",
                        f"no job {job_id!r} in the running config")
             return
         if command.kind == "trigger":
             key = await call(self._replayed_key, job_id, command)
             run_id = await self.runner.trigger_now(job_id, key)
             if run_id is None:
-                await call(self.store.finish_command, command.id, "failed", "could not claim a run")
+                await self._finish(command, "failed", "could not claim a run")
             else:
-                await call(self.store.finish_command, command.id, "done", "started", run_id)
+                await self._finish(command, "done", "started", run_id)
         elif command.kind in ("pause", "resume"):
             paused = command.kind == "pause"
             await call(self._set_paused, job_id, paused)
             log.info(f"job {command.kind}d", extra={"action": f"job.{command.kind}", "job": job_id})
-            await call(self.store.finish_command, command.id, "done", f"{command.kind}d")
+            await self._finish(command, "done", f"{command.kind}d")
         else:
-            await call(self.store.finish_command, command.id, "failed",
+            await self._finish(command, "failed",
                        f"unknown command {command.kind!r}")
 
     def _set_paused(self, job_id: str, paused: bool) -> None:
@@ -197,3 +238,10 @@ class DaemonControl:
             return Path(self.config.path).stat().st_mtime
         except OSError:
             return None
+
+
+def _asker(asked: Command | None) -> tuple[Actor, str]:
+    """Who a reload is for: the command's asker, else this daemon (SIGHUP, file watch)."""
+    if asked is not None:
+        return Actor(asked.requested_user, asked.requested_host), asked.requested_by
+    return who_asks(), "signal or file change"

@@ -4,6 +4,7 @@
     runs.py        claiming slots, recording outcomes, history
     job_state.py   what the daemon runs, paused flags, failure streaks
     control.py     commands (CLI/dashboard → daemon) and daemon heartbeats
+    audit.py       the audit log: who asked, what each reload changed
     retention.py   the built-in history pruning job
     report.py      per-job figures over a window, in SQL: counts, percentiles, error kinds
     rows.py        the frozen rows handed out

@@ -17,9 +17,10 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Connection, Engine, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from scheduler.store.audit import Actor, insert_command_event, insert_event, who_asks
 from scheduler.store.doorbell import notify_in, ring_socket
 from scheduler.store.rows import (
     HEARTBEAT_STALE_AFTER,
@@ -70,6 +71,21 @@ class NodeInfo:
                 "last_beat_at": self.last_beat_at.isoformat()}
 
 
+def _role_event(conn: Connection, daemon_id: str, role: str | None, *, started: bool) -> None:
+    """daemon.started / daemon.leading / daemon.standby: a node's moves, in the audit log."""
+    me: Actor = who_asks()
+    role = role or "leader"
+    node = f"daemon {daemon_id} on {me.host} (pid {os.getpid()})"
+    if started:
+        kind, summary = "daemon.started", f"{node} started as {role}"
+    elif role == "leader":
+        kind, summary = "daemon.leading", f"{node} took the lead"
+    else:
+        kind, summary = "daemon.standby", f"{node} lost the lead and stands by"
+    insert_event(conn, kind, summary, actor=me, daemon_id=daemon_id,
+                 detail={"pid": os.getpid(), "role": role})
+
+
 def _daemon_info(row: object) -> DaemonInfo:
     return DaemonInfo(**{key: row[key] for key in DaemonInfo.__dataclass_fields__})  # type: ignore[index]
 
@@ -84,11 +100,15 @@ class ControlTables:
         self, kind: str, job_id: str | None, requested_by: str = "cli",
         slot: datetime | None = None,
     ) -> int:
-        """Write a command for the daemon and ring its doorbell (see store.doorbell)."""
+        """Write a command for the daemon and ring its doorbell (see store.doorbell).
+
+        The row names who asked: this process's Unix user and host (store.audit.who_asks).
+        """
+        asker = who_asks()
         with self.engine.begin() as conn:
             result = conn.execute(commands.insert().values(
                 kind=kind, job_id=job_id, requested_at=utcnow(), requested_by=requested_by,
-                state="pending", slot=slot,
+                requested_user=asker.user, requested_host=asker.host, state="pending", slot=slot,
             ))
             notify_in(conn)
             command_id = int(result.inserted_primary_key[0])  # type: ignore[index]
@@ -113,14 +133,17 @@ class ControlTables:
             return result.rowcount == 1
 
     def finish_command(
-        self, command_id: int, state: str, result: str | None = None, run_id: int | None = None
+        self, command_id: int, state: str, result: str | None = None, run_id: int | None = None,
+        *, daemon_id: str | None = None,
     ) -> None:
+        """Done or failed, and its line in the audit log, in one transaction."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(commands).where(commands.c.id == command_id).values(
                     state=state, result=result, run_id=run_id, handled_at=utcnow()
                 )
             )
+            insert_command_event(conn, command_id, state, result, run_id, daemon_id)
 
     def command(self, command_id: int) -> Command | None:
         with self.engine.connect() as conn:
@@ -144,6 +167,8 @@ class ControlTables:
         values = dict(last_beat_at=now, config_path=config_path, role=role,
                       role_since=role_since or now, stopped_at=None)
         with self.engine.begin() as conn:
+            before = conn.execute(
+                select(daemons.c.role).where(daemons.c.id == daemon_id)).first()
             updated = conn.execute(
                 update(daemons).where(daemons.c.id == daemon_id).values(**values)).rowcount
             if not updated:
@@ -151,6 +176,8 @@ class ControlTables:
                     id=daemon_id, hostname=socket.gethostname(), pid=os.getpid(),
                     version=version, started_at=now, **values,
                 ))
+            if before is None or before[0] != role:
+                _role_event(conn, daemon_id, role, started=before is None)
 
     def beat(
         self, daemon_id: str, status_line: str | None = None, role: str | None = None,
@@ -179,6 +206,9 @@ class ControlTables:
             conn.execute(
                 update(daemons).where(daemons.c.id == daemon_id).values(stopped_at=utcnow())
             )
+            me = who_asks()
+            insert_event(conn, "daemon.stopped", f"daemon {daemon_id} on {me.host} stopped",
+                         actor=me, daemon_id=daemon_id, detail={"pid": os.getpid()})
 
     def latest_daemon(self) -> DaemonInfo | None:
         """The daemon that runs the jobs: the leader when one is up, else the latest beat."""
@@ -209,8 +239,12 @@ class ControlTables:
 
     def set_role(self, daemon_id: str, role: str, since: datetime) -> None:
         with self.engine.begin() as conn:
+            before = conn.execute(
+                select(daemons.c.role).where(daemons.c.id == daemon_id)).first()
             conn.execute(update(daemons).where(daemons.c.id == daemon_id).values(
                 role=role, role_since=since))
+            if before is not None and before[0] != role:
+                _role_event(conn, daemon_id, role, started=False)
 
     def nodes(self) -> list[NodeInfo]:
         """Every daemon up on this store, the leader first."""

@@ -1,4 +1,4 @@
-"""History retention: the built-in job that prunes runs older than ``[store] keep``.
+"""History retention: the built-in job that prunes runs (and audit events) older than ``[store] keep``.
 
 The job is declared in ``scheduler.config.builtin`` and scheduled like any other.
 Its callable needs the daemon's store, which a config file cannot name, so the
@@ -23,7 +23,8 @@ __all__ = ["PruneHistory", "prune_history"]
 
 
 class PruneHistory:
-    """Delete finished runs scheduled more than ``keep`` before the slot being run."""
+    """Delete finished runs scheduled, and audit events written, more than ``keep`` before
+    the slot being run."""
 
     def __init__(self, store: Store, keep: Callable[[], timedelta]) -> None:
         self._store = store
@@ -35,16 +36,18 @@ class PruneHistory:
         # Store.prune deletes in short batched transactions; in a thread, so the event loop
         # keeps firing other jobs while a large history is pruned.
         deleted = await asyncio.to_thread(self._store.prune, before)
+        events = await asyncio.to_thread(self._store.prune_events, before)
         context.logger.info(
             "history pruned",
             extra={"action": "store.pruned", "job": context.job_id, "deleted": deleted,
-                   "before": before.isoformat()},
+                   "events_deleted": events, "before": before.isoformat()},
         )
         return {
             "success": True,
             "message": f"deleted {deleted} runs scheduled before "
-                       f"{before.isoformat(timespec='seconds')} (keep {_days(keep)})",
-            "data": {"deleted": deleted, "before": before.isoformat()},
+                       f"{before.isoformat(timespec='seconds')} (keep {_days(keep)}), "
+                       f"and {events} older audit events",
+            "data": {"deleted": deleted, "events_deleted": events, "before": before.isoformat()},
         }
 
 

@@ -142,6 +142,10 @@ class Command:
     result: str | None
     run_id: int | None
     slot: datetime | None = None
+    # Who asked (v8): the channel (cli, tui, auto-disable), the Unix user and the host.
+    requested_by: str = "cli"
+    requested_user: str | None = None
+    requested_host: str | None = None
 
 
 def _process_exists(pid: int) -> bool:

@@ -30,6 +30,7 @@ from scheduler.store import Store
 from tui.commands import CommandReceipt, send_command
 from tui.data import DashboardSnapshot, JobView, fetch_snapshot
 from tui.messages import CommandSent, SnapshotFailed, SnapshotReady
+from tui.screens.audit_log import AuditLogScreen
 from tui.screens.run_details import RunDetailsScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.trends import TrendsScreen
@@ -45,6 +46,9 @@ JOB_ACTIONS = ("trigger", "pause", "resume", "trends")
 # The history preview is shown only with this many lines left under every job
 # (its border, header and four runs); else the jobs take the screen.
 PREVIEW_LINES = 7
+# Below this width the footer drops its padding (Textual's compact footer), so that
+# every key still shows at 80 columns.
+COMPACT_FOOTER_BELOW = 100
 
 
 class DashboardScreen(Screen[None]):
@@ -57,6 +61,7 @@ class DashboardScreen(Screen[None]):
                 tooltip="Next job whose last run failed or whose 24 h success is below 100%"),
         Binding("g", "trends", "Trends"),
         Binding("slash", "filter", "Filter"),
+        Binding("l", "audit_log", "Log", tooltip="Who did what: commands, reloads, the daemon"),
         Binding("tab", "focus_history", "History"),
         Binding("shift+tab", "focus_jobs", "Jobs"),
         Binding("escape", "back", "Back", show=False),
@@ -96,6 +101,7 @@ class DashboardScreen(Screen[None]):
         self.jobs.focus()
 
     def on_resize(self, event: events.Resize) -> None:
+        self.query_one(Footer).compact = event.size.width < COMPACT_FOOTER_BELOW
         self.call_after_refresh(self._fit_preview)
 
     def _fit_preview(self) -> None:
@@ -375,6 +381,9 @@ class DashboardScreen(Screen[None]):
 
     def action_refresh(self) -> None:
         self.refresh_now()
+
+    def action_audit_log(self) -> None:
+        self.app.push_screen(AuditLogScreen(self.store, self.clock))
 
     def action_trends(self) -> None:
         job = self.selected()
