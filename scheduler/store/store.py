@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler.errors import SchemaError, StoreError, first_line
 from scheduler.store import migrations
+from scheduler.store.attempts import AttemptsTable
 from scheduler.store.batch import BatchWrites
 from scheduler.store.control import ControlTables
 from scheduler.store.database import create_store_engine, describe_url
@@ -21,8 +22,8 @@ from scheduler.store.runs import RunsTable
 __all__ = ["Store"]
 
 
-class Store(RunsTable, BatchWrites, JobStateTable, ControlTables):
-    """One database holding runs, job state, commands and daemon heartbeats."""
+class Store(RunsTable, AttemptsTable, BatchWrites, JobStateTable, ControlTables):
+    """One database holding runs and their attempts, job state, commands and daemon heartbeats."""
 
     def __init__(self, url: str) -> None:
         self.url = url
