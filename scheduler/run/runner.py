@@ -281,7 +281,7 @@ class SlotRunner:
                 job_id=spec.id, status=outcome.status.value, scheduled_at=scheduled_at,
                 run_id=run_id, trigger=claim.trigger, attempts=outcome.attempts,
                 http_status=outcome.http_status, duration_ms=duration_ms,
-                lateness_ms=lateness.get("ms"), error=outcome.error,
+                lateness_ms=lateness.get("ms"), error=outcome.error, message=outcome.message,
             ),
         )
 
