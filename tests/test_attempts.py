@@ -315,3 +315,28 @@ def test_the_run_details_list_the_attempts(tmp_path: Path) -> None:
     assert all(word in first for word in ("HTTP 500", "2.4s", "http_5xx"))
     assert all(word in second for word in ("HTTP 429", "1.0s", "http_429", "2.0s", "req-two"))
     assert "sent, no answer" in third and third.lstrip().startswith("3")
+
+
+def test_a_sent_attempt_is_completed_by_its_end_and_a_crash_counts_what_was_sent(
+    store: Store,
+) -> None:
+    slot = datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
+    run_id = store.claim(job_id="j", trigger="schedule", scheduled_at=slot,
+                         idempotency_key="j@x", daemon_id="gone", started_at=slot)
+    assert run_id is not None
+    sent = [AttemptRow(run_id, n, f"r{n}", slot + timedelta(seconds=n)) for n in (1, 2)]
+    answered = AttemptRow(run_id, 1, "r1", sent[0].sent_at, sent[0].sent_at, 503, 40, "http_5xx",
+                          "HTTP 503 Service Unavailable", 1000)
+    # One group commit with the send and the end of attempt 1, the next with attempt 2's
+    # send and a late repeat of attempt 1's send, which must not blank its answer.
+    store.write_runs([], [], [sent[0], answered])
+    store.write_runs([], [], [sent[1], sent[0]])
+
+    (abandoned,) = store.abandon_running("abandoned: the daemon died", except_daemon="new")
+
+    first, second = store.run_attempts(run_id)
+    assert (first.http_status, first.error_kind, first.retry_after_ms) == (503, "http_5xx", 1000)
+    assert (second.request_id, second.finished_at, second.http_status) == ("r2", None, None)
+    run = store.run(abandoned.id)
+    assert run is not None and (run.status, run.attempts, run.http_status) == (
+        "abandoned", 2, 503)
