@@ -5,10 +5,9 @@ wire) and completed when it ends, both through the runner's group commit
 (``BatchWrites.write_runs``). So a run abandoned by kill -9 still shows what was
 sent, and the answer of every attempt that had one before the crash.
 
-Both writes are the same upsert on UNIQUE(run_id, attempt): when the send and the
-end of an attempt fall in one batch, one row is written whole; a send written
-after its end (never: the writer keeps their order) could not undo it either,
-since a row's answer is only ever replaced by a newer one of the same attempt.
+Both writes are one upsert on UNIQUE(run_id, attempt): when an attempt's send and
+end fall in one batch, its row is written once, whole. An answer already on record
+is never blanked by a send without one (the writer keeps them in order anyway).
 """
 
 from __future__ import annotations
