@@ -17,12 +17,14 @@ import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
+from jobs.attempts import AttemptRecord, OnAttempt, OnSend
 from jobs.http_reply import Reply, excerpt, read_reply
 from jobs.http_retry import AttemptFailed, RetryPolicy, classify, seconds
 from jobs.outcome import Outcome, RunStatus
@@ -72,19 +74,6 @@ class HttpRequest:
             raise ValueError(f"job {self.job_id!r}: byte limits cannot be negative")
 
 
-@dataclass(frozen=True)
-class AttemptReport:
-    """One attempt, as the engine logs it. ``error`` is already redacted."""
-
-    attempt: int
-    request_id: str
-    http_status: int | None
-    error: str | None
-    duration: float
-    will_retry: bool
-    wait: float
-
-
 class HttpJobRunner:
     """Runs http jobs over one shared client; use ``async with`` or call :meth:`aclose`."""
 
@@ -120,15 +109,19 @@ class HttpJobRunner:
     async def run(
         self,
         request: HttpRequest,
-        on_attempt: Callable[[AttemptReport], None] | None = None,
+        on_attempt: OnAttempt | None = None,
         on_start: Callable[[], None] | None = None,
+        on_send: OnSend | None = None,
     ) -> Outcome:
         """All attempts of one slot; never raises for anything the endpoint or network does.
 
         ``on_start`` is called once, when the first request has its place and is about to
         be sent; a run that never gets a place within ``start_within`` ends ``missed``.
+        ``on_send`` is called as each attempt's request is handed to its connection,
+        ``on_attempt`` when that attempt has ended (see :mod:`jobs.attempts`); an attempt
+        that never got a place was not sent, and is reported by neither.
         """
-        slot_run = _SlotRun(self, request, on_attempt, on_start)
+        slot_run = _SlotRun(self, request, on_attempt, on_start, on_send)
         try:
             return await slot_run.execute()
         except Exception as exc:  # noqa: BLE001  (the last net: a run ends as an Outcome)
@@ -151,13 +144,15 @@ class _SlotRun:
         self,
         runner: HttpJobRunner,
         request: HttpRequest,
-        on_attempt: Callable[[AttemptReport], None] | None,
+        on_attempt: OnAttempt | None,
         on_start: Callable[[], None] | None = None,
+        on_send: OnSend | None = None,
     ) -> None:
         self.runner = runner
         self.request = request
         self.on_attempt = on_attempt
         self.on_start = on_start
+        self.on_send = on_send
         self.started = False
         self.policy = RetryPolicy(
             max_attempts=request.retries + 1,
@@ -170,7 +165,7 @@ class _SlotRun:
         self._client: httpx.AsyncClient | None = None  # the place of the attempt under way
         self.attempts = 0
         self.last_reply: Reply | None = None
-        self._pending: AttemptReport | None = None
+        self._pending: AttemptRecord | None = None
 
     async def execute(self) -> Outcome:
         retrying = AsyncRetrying(
@@ -214,7 +209,7 @@ class _SlotRun:
             attempts=attempts,
             http_status=reply.status if reply else None,
             error=redact(error, secrets) if error else None,
-            message=redact(fields.message, secrets) if fields and fields.message else None,
+            message=redact(fields.words, secrets) if fields and fields.words else None,
             data=redact_json(fields.data, secrets) if fields else None,
             endpoint_duration=redact(duration, secrets) if isinstance(duration, str) else duration,
             response_excerpt=(
@@ -233,6 +228,8 @@ class _SlotRun:
         result: Reply | httpx.HTTPError | TimeoutError
         client, self._client = self._client, None
         assert client is not None  # _take_slot gave this attempt its place
+        sent_at = datetime.now(UTC)
+        self._tell("on_send", self.on_send, self.attempts, request_id, sent_at)
         try:
             result = await self._exchange(client, request_id, budget)
         except (httpx.HTTPError, TimeoutError) as exc:
@@ -243,15 +240,19 @@ class _SlotRun:
         if isinstance(result, Reply):
             self.last_reply = result
         failure = classify(result, url=self.url, budget=budget)
-        self._pending = AttemptReport(
+        if failure is not None and failure.timed_out and budget < self.request.timeout:
+            failure.kind = "deadline"  # cut short by what the deadline had left, not the timeout
+        self._pending = AttemptRecord(
             attempt=self.attempts,
             request_id=request_id,
+            sent_at=sent_at,
+            finished_at=datetime.now(UTC),
             http_status=result.status if isinstance(result, Reply) else None,
+            duration=duration,
             error=redact(str(failure), [self.request.secret, *self.request.redact_also])
             if failure else None,
-            duration=duration,
-            will_retry=False,
-            wait=0.0,
+            error_kind=failure.kind if failure else None,
+            retry_after=failure.retry_after if failure else None,
         )
         if failure is not None:
             raise failure
@@ -278,10 +279,7 @@ class _SlotRun:
                 transient=False,
                 timed_out=True,
             )
-            self._pending = AttemptReport(
-                self.attempts, request_id, None, str(failure), 0.0, False, 0.0
-            )
-            raise failure from None
+            raise failure from None  # never sent: no attempt to report
         if first:
             self.started = True
             self.policy.start()
@@ -325,12 +323,20 @@ class _SlotRun:
 
     def _report(self, *, will_retry: bool, wait: float) -> None:
         pending, self._pending = self._pending, None
-        if pending is None or self.on_attempt is None:
+        if pending is None:
+            return
+        # A Retry-After is on record as honoured only when the next attempt waited for it.
+        honoured = pending.retry_after if will_retry and pending.retry_after == wait else None
+        record = replace(pending, will_retry=will_retry, wait=wait, retry_after=honoured)
+        self._tell("on_attempt", self.on_attempt, record)
+
+    def _tell(self, name: str, callback: Callable[..., None] | None, *args: object) -> None:
+        if callback is None:
             return
         try:
-            self.on_attempt(replace(pending, will_retry=will_retry, wait=wait))
+            callback(*args)
         except Exception:  # a broken log callback must not turn a good run into a failed one
-            log.exception("http job %s: on_attempt callback failed", self.request.job_id)
+            log.exception("http job %s: %s callback failed", self.request.job_id, name)
 
 
 class _Places:

@@ -23,10 +23,13 @@ from email.utils import parsedate_to_datetime
 import httpx
 from tenacity import RetryCallState, wait_exponential, wait_random
 
+from jobs.attempts import http_status_kind
 from jobs.http_reply import Reply
 
 # Statuses whose Retry-After means "come back later" (RFC 9110 section 10.2.3).
 RETRY_AFTER_STATUSES = frozenset({429, 503})
+# The error of a 2xx whose JSON said it failed; the endpoint's own words are its message.
+SUCCESS_FALSE = 'the endpoint answered "success": false'
 
 
 def seconds(value: float) -> str:
@@ -45,6 +48,7 @@ class AttemptFailed(Exception):
         detail: str | None = None,
         timed_out: bool = False,
         retry_after: float | None = None,
+        kind: str = "other",
     ) -> None:
         super().__init__(f"{head}: {detail}" if detail else head)
         self.head = head
@@ -52,6 +56,8 @@ class AttemptFailed(Exception):
         self.transient = transient
         self.timed_out = timed_out
         self.retry_after = retry_after
+        # The error kind in plain words (jobs.attempts.ERROR_KINDS), for the attempt's record.
+        self.kind = kind
 
     def final_error(self, attempts: int, max_attempts: int, stop_reason: str | None) -> str:
         """The error of the whole run, when this was its last attempt."""
@@ -100,31 +106,29 @@ def _first(exc: BaseException, kind: type[BaseException]) -> BaseException | Non
 
 
 def _classify_reply(reply: Reply) -> AttemptFailed | None:
+    # The error is cronhost's own reason only; what the endpoint said about it (its
+    # "message" or "error") is the run's message, kept apart (Outcome.message).
     fields = reply.fields
-    if 200 <= reply.status < 300:
+    kind = http_status_kind(reply.status)
+    if kind is None:
         if fields is not None and fields.failed:
             # The endpoint ran and said it failed: running it again right away
             # is the endpoint's business (it has its own retries), not ours.
-            return AttemptFailed(fields.failure_text(), transient=False)
+            return AttemptFailed(SUCCESS_FALSE, transient=False, kind="success_false")
         return None
-    detail = fields.failure_text() if fields and (fields.error or fields.message) else None
-    if detail and detail.lower() in reply.status_line.lower():
-        detail = None  # {"error": "Service Unavailable"} says nothing the status line does not
     if 300 <= reply.status < 400:
         location = reply.headers.get("location", "(no Location header)")
         return AttemptFailed(
             reply.status_line,
             detail=f"redirect to {location} not followed; point the job at the final URL",
-            transient=False,
+            transient=False, kind=kind,
         )
     if reply.status == 429 or reply.status >= 500:
         retry_after = None
         if reply.status in RETRY_AFTER_STATUSES:
             retry_after = parse_retry_after(reply.headers.get("retry-after"))
-        return AttemptFailed(
-            reply.status_line, detail=detail, transient=True, retry_after=retry_after
-        )
-    return AttemptFailed(reply.status_line, detail=detail, transient=False)
+        return AttemptFailed(reply.status_line, transient=True, retry_after=retry_after, kind=kind)
+    return AttemptFailed(reply.status_line, transient=False, kind=kind)
 
 
 def _classify_error(
@@ -135,35 +139,42 @@ def _classify_error(
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
         phase = f" connecting to {host}" if isinstance(exc, httpx.ConnectTimeout) else ""
         return AttemptFailed(
-            f"timed out after {budget:.1f} s{phase}", transient=True, timed_out=True
+            f"timed out after {budget:.1f} s{phase}", transient=True, timed_out=True,
+            kind="timeout",
         )
     cert = _first(exc, ssl.SSLCertVerificationError)
     if isinstance(cert, ssl.SSLCertVerificationError):
         reason = cert.verify_message or str(cert)
         return AttemptFailed(
-            f"TLS certificate verify failed for host {host}", detail=reason, transient=False
+            f"TLS certificate verify failed for host {host}", detail=reason, transient=False,
+            kind="connection",
         )
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError | httpx.DecodingError):
         # The URL or the request itself is wrong, or the body cannot be decoded:
         # the same bytes would fail the same way again.
         return AttemptFailed(f"{type(exc).__name__}: {exc}", transient=False)
     if _first(exc, socket.gaierror) is not None:
-        return AttemptFailed(f"DNS lookup failed for host {host}", transient=True)
+        return AttemptFailed(f"DNS lookup failed for host {host}", transient=True,
+                             kind="connection")
     if _first(exc, ConnectionRefusedError) is not None:
-        return AttemptFailed(f"connection refused by {where}", transient=True)
+        return AttemptFailed(f"connection refused by {where}", transient=True, kind="connection")
     if _first(exc, ConnectionResetError) is not None:
-        return AttemptFailed(f"connection reset by peer ({where})", transient=True)
+        return AttemptFailed(f"connection reset by peer ({where})", transient=True,
+                             kind="connection")
     if isinstance(exc, httpx.RemoteProtocolError):
         return AttemptFailed(
             f"{where} closed the connection without a complete response",
             detail=str(exc),
             transient=True,
+            kind="connection",
         )
     ssl_error = _first(exc, ssl.SSLError)
     if ssl_error is not None:
-        return AttemptFailed(f"TLS error with host {host}", detail=str(ssl_error), transient=True)
+        return AttemptFailed(f"TLS error with host {host}", detail=str(ssl_error), transient=True,
+                             kind="connection")
     return AttemptFailed(
-        f"network error with {where}", detail=f"{type(exc).__name__}: {exc}", transient=True
+        f"network error with {where}", detail=f"{type(exc).__name__}: {exc}", transient=True,
+        kind="connection",
     )
 
 

@@ -6,7 +6,7 @@ awaited on the daemon's loop; a plain function runs in a worker thread so a
 slow one never stalls the scheduler. What it returns becomes the outcome:
 
     str                         -> message
-    {"success": False, ...}     -> FAILED, with its "error" or "message"
+    {"success": False, ...}     -> FAILED; its "message" (else "error") is the message
     {"message": ..., "data": ...} (any of success/message/data/duration/error)
                                 -> those fields, as for an http endpoint's reply
     other JSON-serializable     -> data
@@ -20,11 +20,13 @@ import importlib
 import inspect
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
+from jobs.attempts import AttemptRecord, OnAttempt, OnSend
 from jobs.outcome import Outcome, RunStatus
 from jobs.reply import REPLY_KEYS, reply_fields
 
@@ -81,8 +83,36 @@ def _is_async(func: Callable[..., Any]) -> bool:
     )
 
 
-async def run_callable(func: Callable[..., Any], context: CallContext, timeout: float) -> Outcome:
-    """Call ``func(context)`` within ``timeout`` seconds; never raises for what the job does."""
+# The error of a callable that returned {"success": False}; its own words are the message.
+SUCCESS_FALSE = 'the job answered "success": false'
+
+
+async def run_callable(
+    func: Callable[..., Any], context: CallContext, timeout: float, *,
+    on_send: OnSend | None = None, on_attempt: OnAttempt | None = None,
+) -> Outcome:
+    """Call ``func(context)`` within ``timeout`` seconds; never raises for what the job does.
+
+    The call is the run's one attempt: ``on_send`` is told as it is made, ``on_attempt``
+    when it has ended (see :mod:`jobs.attempts`).
+    """
+    sent_at = datetime.now(UTC)
+    started = time.monotonic()
+    if on_send is not None:
+        on_send(1, None, sent_at)
+    outcome, kind = await _call(func, context, timeout)
+    if on_attempt is not None:
+        on_attempt(AttemptRecord(
+            attempt=1, request_id=None, sent_at=sent_at, finished_at=datetime.now(UTC),
+            http_status=None, duration=time.monotonic() - started, error=outcome.error,
+            error_kind=kind,
+        ))
+    return outcome
+
+
+async def _call(
+    func: Callable[..., Any], context: CallContext, timeout: float
+) -> tuple[Outcome, str | None]:
     limit = asyncio.timeout(timeout)
     threaded = not _is_async(func)
     try:
@@ -95,18 +125,19 @@ async def run_callable(func: Callable[..., Any], context: CallContext, timeout: 
                 result = await result
     except TimeoutError as exc:
         if not limit.expired():  # the job's own TimeoutError, not our limit
-            return Outcome(RunStatus.FAILED, error=f"TimeoutError: {exc}")
+            return Outcome(RunStatus.FAILED, error=f"TimeoutError: {exc}"), "python_exception"
         error = f"timed out after {timeout:g} s"
         if threaded:
             # A Python thread cannot be killed: the function goes on running in
             # the background until it returns on its own. Say so, since its
             # side effects may still land after this run is recorded.
             error += "; the function runs in a thread that cannot be stopped and was left to finish"
-        return Outcome(RunStatus.TIMEOUT, error=error)
+        return Outcome(RunStatus.TIMEOUT, error=error), "timeout"
     except (Exception, SystemExit) as exc:  # the job's failure is its outcome, not the daemon's
         context.logger.debug("python job %s raised", context.job_id, exc_info=True)
-        return Outcome(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
-    return _outcome_of(result)
+        return Outcome(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}"), "python_exception"
+    outcome = _outcome_of(result)
+    return outcome, "success_false" if outcome.status is RunStatus.FAILED else None
 
 
 def _json_or_none(value: Any) -> Any:
@@ -124,8 +155,8 @@ def _outcome_of(result: Any) -> Outcome:
         fields = reply_fields(result)
         return Outcome(
             RunStatus.FAILED if fields.failed else RunStatus.OK,
-            error=fields.failure_text() if fields.failed else None,
-            message=fields.message,
+            error=SUCCESS_FALSE if fields.failed else None,
+            message=fields.words,
             data=_json_or_none(fields.data),
             endpoint_duration=fields.duration,
         )

@@ -29,8 +29,10 @@ class ReplyFields:
         # Only an explicit false counts: a reply without the key is a plain 2xx.
         return self.success is False
 
-    def failure_text(self) -> str:
-        return self.error or self.message or 'the job answered "success": false with no message'
+    @property
+    def words(self) -> str | None:
+        """What the job said about its run, in its own words: its message, else its error."""
+        return self.message or self.error
 
 
 def _text(value: Any) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from typing import Any
@@ -64,3 +65,8 @@ class Tasks:
     @staticmethod
     def nightly(context: CallContext) -> str:
         return "nightly"
+
+
+def leaks_the_secret(context: CallContext) -> None:
+    # A job whose exception quotes a credential it read (as a careless client library does).
+    raise PermissionError(f"token {os.environ['CRON_SECRET']} was refused")

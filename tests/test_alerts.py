@@ -179,14 +179,17 @@ def test_a_streak_carried_over_a_restart_alerts_and_recovers() -> None:
 
 def test_payload_is_slack_compatible_with_structured_fields() -> None:
     alert = rules(threshold=1).decide(
-        event("failed", run_id=42, http_status=500, attempts=3, error="HTTP 500: boom"))
+        event("failed", run_id=42, http_status=500, attempts=3,
+              error="HTTP 500 Internal Server Error after 3 attempts", message="boom"))
     assert alert is not None
     payload = alert.payload()
     assert isinstance(payload["text"], str) and "sync" in payload["text"]
+    # cronhost's reason, then the endpoint's words.
+    assert "HTTP 500 Internal Server Error after 3 attempts · boom" in payload["text"]
     assert payload | {"text": "", "host": ""} == payload | {
         "text": "", "host": "", "kind": "failure", "job": "sync", "slot": SLOT.isoformat(),
-        "status": "failed", "error": "HTTP 500: boom", "run_id": 42, "http_status": 500,
-        "attempts": 3}
+        "status": "failed", "error": "HTTP 500 Internal Server Error after 3 attempts",
+        "message": "boom", "run_id": 42, "http_status": 500, "attempts": 3}
     json.dumps(payload)
 
 

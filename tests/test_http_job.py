@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from jobs.http import AttemptReport, HttpJobRunner, HttpRequest
+from jobs.attempts import AttemptRecord
+from jobs.http import HttpJobRunner, HttpRequest
 from jobs.http_retry import parse_retry_after
 from jobs.outcome import Outcome, RunStatus
 from jobs.redact import redact
@@ -49,11 +50,11 @@ def make_request(url: str, **overrides: Any) -> HttpRequest:
 
 def run_job(
     request: HttpRequest, **runner_options: Any
-) -> tuple[Outcome, list[AttemptReport], float]:
+) -> tuple[Outcome, list[AttemptRecord], float]:
     """Run one slot; return its outcome, the attempt reports and the elapsed seconds."""
 
-    async def main() -> tuple[Outcome, list[AttemptReport], float]:
-        reports: list[AttemptReport] = []
+    async def main() -> tuple[Outcome, list[AttemptRecord], float]:
+        reports: list[AttemptRecord] = []
         async with HttpJobRunner(user_agent=USER_AGENT, **runner_options) as runner:
             started = time.monotonic()
             outcome = await runner.run(request, reports.append)
@@ -163,7 +164,9 @@ def test_5xx_every_time_fails_after_all_attempts(endpoint: EndpointServer) -> No
     assert outcome.status is RunStatus.FAILED
     assert outcome.attempts == 3
     assert outcome.http_status == 503
-    assert outcome.error == "HTTP 503 Service Unavailable after 3 attempts: db down"
+    # cronhost's reason is the error; the endpoint's words are the message.
+    assert outcome.error == "HTTP 503 Service Unavailable after 3 attempts"
+    assert outcome.message == "db down"
     assert len(endpoint.requests(PATH)) == 3
 
 
@@ -203,7 +206,7 @@ def test_success_false_is_failed_with_the_endpoints_message(endpoint: EndpointSe
     assert outcome.status is RunStatus.FAILED
     assert outcome.attempts == 1  # the endpoint ran and said no: not ours to retry
     assert outcome.http_status == 200
-    assert outcome.error == "no leads source configured"
+    assert outcome.error == 'the endpoint answered "success": false'
     assert outcome.message == "no leads source configured"
 
 
@@ -485,9 +488,8 @@ def test_secret_never_appears_in_error_messages(endpoint: EndpointServer) -> Non
 
     assert outcome.status is RunStatus.FAILED
     assert SECRET not in repr(outcome) and SECRET not in repr(reports)
-    assert (
-        outcome.error == "HTTP 500 Internal Server Error after 3 attempts: token [REDACTED] expired"
-    )
+    assert outcome.error == "HTTP 500 Internal Server Error after 3 attempts"
+    assert outcome.message == "token [REDACTED] expired"
     assert SECRET not in repr(make_request(endpoint.url))  # nor in the request's repr
 
 
@@ -530,7 +532,7 @@ def test_an_unexpected_error_becomes_a_failed_outcome() -> None:
 
 
 def test_a_broken_on_attempt_callback_does_not_fail_the_run(endpoint: EndpointServer) -> None:
-    def broken(report: AttemptReport) -> None:
+    def broken(report: AttemptRecord) -> None:
         raise RuntimeError("log sink down")
 
     async def main() -> Outcome:

@@ -53,10 +53,11 @@ def test_system_exit_in_a_job_fails_the_run_not_the_daemon() -> None:
     assert outcome.error == "SystemExit: 3"
 
 
-def test_success_false_dict_is_failed_with_its_error() -> None:
+def test_success_false_dict_is_failed_with_its_error_as_the_message() -> None:
     outcome = run("tests.sample_callables:quota_exceeded")
     assert outcome.status is RunStatus.FAILED
-    assert outcome.error == "quota exceeded"
+    assert outcome.error == 'the job answered "success": false'
+    assert outcome.message == "quota exceeded"
     assert outcome.data == {"used": 100}
 
 

@@ -53,6 +53,7 @@ HTTP_FAILURES = [
     ("failed", 503, "connection refused by app.example:443 after 2 attempts", "connection"),
     ("failed", 200, "quota exceeded for today", "success_false"),
     ("failed", 200, 'the job answered "success": false with no message', "success_false"),
+    ("failed", 200, 'the endpoint answered "success": false', "success_false"),
     ("timeout", None, "timed out after 30.0 s (attempt 3 of 3)", "timeout"),
     ("timeout", 503, "timed out after 30.0 s (attempt 2 of 2)", "timeout"),
 ]
@@ -60,6 +61,7 @@ PYTHON_FAILURES = [
     ("failed", None, "ValueError: bad input: 3", "python_exception"),
     ("failed", None, "TimeoutError: the API said so", "python_exception"),
     ("failed", None, "nothing to send today", "success_false"),
+    ("failed", None, 'the job answered "success": false', "success_false"),
     ("timeout", None, "timed out after 5 s; the function runs in a thread that cannot be "
                       "stopped and was left to finish", "timeout"),
 ]

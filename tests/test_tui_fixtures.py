@@ -17,6 +17,7 @@ from scheduler.config import load_config
 from scheduler.daemon.control import job_state_rows
 from scheduler.schedule import next_fire_times
 from scheduler.store import Store
+from scheduler.store.attempts import AttemptRow
 from scheduler.store.schema import APSCHEDULER_TABLE, daemons
 
 NOW = datetime(2026, 1, 31, 9, 0, 30, tzinfo=UTC)
@@ -159,12 +160,17 @@ def _runs(store: Store) -> None:
     for back, took in enumerate((1200, 1350, 1100), start=1):
         run(store, "sync-mailboxes", five - timedelta(minutes=5 * (4 - back)), ok("synced 4"),
             took)
-    run(store, "sync-mailboxes", five, Outcome(
+    failed = run(store, "sync-mailboxes", five, Outcome(
         RunStatus.FAILED, attempts=1, http_status=500, message="gmail quota exceeded",
-        error='endpoint answered {"success": false}: gmail quota exceeded',
+        error="HTTP 500 Internal Server Error",
         response_excerpt='{"success": false, "message": "gmail quota exceeded", '
                          '"data": {"token": "[REDACTED]"}}',
     ), 2400, late_ms=120)
+    sent = five + timedelta(milliseconds=120)
+    store.write_runs([], [], [AttemptRow(
+        failed, 1, "5f0c6a52-1d9e-4b8e-9a65-2b7f0e4d3c11", sent,
+        sent + timedelta(milliseconds=2400), 500, 2400, "http_5xx",
+        "HTTP 500 Internal Server Error")])
     day = NOW.replace(hour=2, minute=0, second=0)
     run(store, "calendar-cleanup", day - timedelta(days=1), ok("removed 3 events"), 4200)
     store.record_missed("calendar-cleanup", [day], "the daemon was down at 02:00", DAEMON_ID)

@@ -73,7 +73,8 @@ def test_run_details_screen(snap_compare: SnapCompare, tmp_path: Path) -> None:
         await until(pilot, lambda: isinstance(pilot.app.screen, RunsScreen)
                     and pilot.app.screen.snapshot is not None, "the runs")
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(pilot.app.screen, RunDetailsScreen), "details")
+        await until(pilot, lambda: isinstance(pilot.app.screen, RunDetailsScreen)
+                    and pilot.app.screen.attempts is not None, "details and their attempts")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)

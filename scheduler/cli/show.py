@@ -177,17 +177,19 @@ def cmd_history(args: argparse.Namespace) -> int:
         known_job(store, args, args.job)
     rows = store.history(args.job, limit=args.n) if store.check_readable() else []
     if args.json:
-        emit_json([row.to_json() for row in rows])
+        attempts = store.attempts_of(row.id for row in rows)
+        emit_json([row.to_json([a.to_json() for a in attempts.get(row.id, [])])
+                   for row in rows])
         return EXIT_OK
     if not rows:
         print("no runs recorded yet")
         return EXIT_OK
     print(table(
-        ("job", "slot", "status", "tries", "http", "took", "late", "message / error"),
+        ("job", "slot", "status", "tries", "http", "took", "late", "error · message"),
         [(r.job_id + _trigger_label(r), when(r.scheduled_at),
           r.status + (f" x{r.slot_count}" if r.slot_count > 1 else ""), r.attempts, r.http_status,
           duration_ms(r.duration_ms), duration_ms(r.lateness_ms),
-          ((r.error or r.message or "")[:80]))
+          " · ".join(text for text in (r.error, r.message) if text)[:80])
          for r in rows],
     ))
     return EXIT_OK

@@ -28,7 +28,8 @@ class SlotEvent:
     http_status: int | None = None
     duration_ms: int | None = None
     lateness_ms: int | None = None
-    error: str | None = None
+    error: str | None = None  # cronhost's reason
+    message: str | None = None  # the endpoint's words, when it said any
     slot_count: int = 1  # > 1 for one event standing for many missed slots
 
 

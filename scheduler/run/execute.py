@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from jobs.http import AttemptReport, HttpJobRunner, HttpRequest
+from jobs.attempts import AttemptRecord, OnAttempt, OnSend
+from jobs.http import HttpJobRunner, HttpRequest
 from jobs.outcome import Outcome
 from jobs.python import CallContext, resolve_callable, run_callable
 from scheduler.config import Config, JobSpec
@@ -42,10 +43,12 @@ class JobExecutor:
     async def run(
         self, spec: JobSpec, scheduled_at: datetime, key: str, *,
         on_start: Callable[[], None] | None = None, start_by: datetime | None = None,
+        on_send: OnSend | None = None, on_attempt: OnAttempt | None = None,
     ) -> Outcome:
         """One slot of ``spec``. ``on_start`` is called when it really starts (its first
         request is sent, its callable called); an HTTP slot that cannot get a place under
-        the in-flight limit before ``start_by`` ends ``missed``."""
+        the in-flight limit before ``start_by`` ends ``missed``. ``on_send`` and
+        ``on_attempt`` hear of each attempt as it is sent and as it ends."""
         if spec.kind == "python":
             assert spec.call is not None
             context = CallContext(
@@ -55,7 +58,8 @@ class JobExecutor:
             function = self._builtins.get(spec.call) or resolve_callable(spec.call)
             if on_start is not None:
                 on_start()
-            return await run_callable(function, context, spec.deadline)
+            return await run_callable(function, context, spec.deadline, on_send=on_send,
+                                      on_attempt=on_attempt)
         assert spec.url is not None
         secrets = self._config().secrets
         body, json_body = spec.body, _json(spec.json_body_text)
@@ -82,12 +86,16 @@ class JobExecutor:
             ),
         )
         return await self._http.run(
-            request, on_attempt=functools.partial(_log_attempt, spec.id, scheduled_at, key),
-            on_start=on_start,
+            request,
+            on_attempt=functools.partial(_log_attempt, spec.id, scheduled_at, key, on_attempt),
+            on_start=on_start, on_send=on_send,
         )
 
 
-def _log_attempt(job_id: str, scheduled_at: datetime, key: str, report: AttemptReport) -> None:
+def _log_attempt(job_id: str, scheduled_at: datetime, key: str, then: OnAttempt | None,
+                 report: AttemptRecord) -> None:
+    if then is not None:
+        then(report)
     log.log(
         20 if report.error is None else 30,
         "attempt",
@@ -95,6 +103,7 @@ def _log_attempt(job_id: str, scheduled_at: datetime, key: str, report: AttemptR
                "idempotency_key": key, "attempt": report.attempt,
                "request_id": report.request_id, "http_status": report.http_status,
                "duration_ms": int(report.duration * 1000), "error": report.error,
+               "error_kind": report.error_kind,
                "will_retry": report.will_retry, "retry_in_ms": int(report.wait * 1000)},
     )
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from jobs.attempts import AttemptRecord, OnAttempt, OnSend
 from jobs.outcome import Outcome, RunStatus
 from jobs.redact import redact
 from scheduler.config import Config, JobSpec
@@ -31,6 +32,7 @@ from scheduler.run.execute import JobExecutor
 from scheduler.run.writer import RunWriter
 from scheduler.schedule import slot_key
 from scheduler.store import Store
+from scheduler.store.attempts import AttemptRow
 from scheduler.store.batch import FinishedRun, MissedBatch, SlotKey, StartedRun
 from scheduler.store.rows import JobAdvance, SlotClaim
 from scheduler.store.worker import StoreThread
@@ -243,8 +245,10 @@ class SlotRunner:
         start_by = (scheduled_at if claim.trigger == "schedule" else self.now()) + (
             spec.misfire_grace)
         try:
+            on_send, on_attempt = self._attempt_writers(run_id)
             outcome = await self.executor.run(spec, scheduled_at, key, on_start=on_start,
-                                              start_by=start_by)
+                                              start_by=start_by, on_send=on_send,
+                                              on_attempt=on_attempt)
         except Exception as exc:  # noqa: BLE001 - a bug in a kind must not kill the daemon
             outcome = Outcome(RunStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
         finally:
@@ -277,9 +281,32 @@ class SlotRunner:
                 job_id=spec.id, status=outcome.status.value, scheduled_at=scheduled_at,
                 run_id=run_id, trigger=claim.trigger, attempts=outcome.attempts,
                 http_status=outcome.http_status, duration_ms=duration_ms,
-                lateness_ms=lateness.get("ms"), error=outcome.error,
+                lateness_ms=lateness.get("ms"), error=outcome.error, message=outcome.message,
             ),
         )
+
+    def _attempt_writers(self, run_id: int) -> tuple[OnSend, OnAttempt]:
+        """Callbacks that put each attempt on record: a row when it is sent, its answer
+        when it ends (both through the group commit, so the loop never waits on the store)."""
+
+        def on_send(attempt: int, request_id: str | None, sent_at: datetime) -> None:
+            self.writer.attempt(AttemptRow(run_id, attempt, request_id, sent_at))
+
+        def on_attempt(record: AttemptRecord) -> None:
+            # The kinds redact the secrets they were given; a python job's exception text
+            # has seen none, so every secret cronhost knows is cut here, as for run errors.
+            secrets = self.config().secrets.values_for_redaction()
+            self.writer.attempt(AttemptRow(
+                run_id=run_id, attempt=record.attempt, request_id=record.request_id,
+                sent_at=record.sent_at, finished_at=record.finished_at,
+                http_status=record.http_status, duration_ms=int(record.duration * 1000),
+                error_kind=record.error_kind,
+                error=redact(record.error, secrets) if record.error else None,
+                retry_after_ms=(int(record.retry_after * 1000)
+                                if record.retry_after is not None else None),
+            ))
+
+        return on_send, on_attempt
 
     # -- shutdown -----------------------------------------------------------------------
 

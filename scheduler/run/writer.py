@@ -1,4 +1,5 @@
-"""One writer for runs that started and runs that finished: group commit, through outages.
+"""One writer for runs that started, their attempts, and runs that finished: group commit,
+through outages.
 
 A run's outcome is logged first (so the journal has it whatever happens), then
 handed here. The writer commits whatever is ready in one transaction in the
@@ -20,6 +21,7 @@ from scheduler.errors import first_line
 from scheduler.logs import get_logger
 from scheduler.run.events import EventBus, SlotEvent
 from scheduler.store import Store
+from scheduler.store.attempts import AttemptRow
 from scheduler.store.batch import FinishedRun, StartedRun
 from scheduler.store.worker import StoreThread
 
@@ -37,6 +39,7 @@ class RunWriter:
         self._thread = store_thread
         self._events = events
         self._started: list[StartedRun] = []
+        self._attempts: list[AttemptRow] = []
         self._finished: list[tuple[FinishedRun, SlotEvent]] = []
         self._ready = asyncio.Event()
         self._idle = asyncio.Event()
@@ -51,10 +54,15 @@ class RunWriter:
 
     @property
     def pending(self) -> int:
-        return len(self._started) + len(self._finished)
+        return len(self._started) + len(self._attempts) + len(self._finished)
 
     def started(self, run: StartedRun) -> None:
         self._started.append(run)
+        self._wake()
+
+    def attempt(self, row: AttemptRow) -> None:
+        """An attempt was sent (no answer yet) or has ended; later rows of one attempt win."""
+        self._attempts.append(row)
         self._wake()
 
     def finished(self, run: FinishedRun, event: SlotEvent) -> None:
@@ -71,15 +79,16 @@ class RunWriter:
         wait = RETRY_INITIAL
         while self.pending:
             self._ready.clear()
-            started, finished = self._started, self._finished
-            self._started, self._finished = [], []
+            started, attempts, finished = self._started, self._attempts, self._finished
+            self._started, self._attempts, self._finished = [], [], []
             try:
                 await self._thread.call(
-                    self._store.write_runs, started, [run for run, _ in finished]
+                    self._store.write_runs, started, [run for run, _ in finished], attempts
                 )
             except SQLAlchemyError as exc:
                 # Back in front, in order: nothing of this batch was written.
                 self._started[:0], self._finished[:0] = started, finished
+                self._attempts[:0] = attempts
                 self._store_down(exc, wait)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._ready.wait(), wait)

@@ -2,6 +2,7 @@
 
     store.py       Store: the connection and the schema's life cycle
     runs.py        claiming slots, recording outcomes, history
+    attempts.py    every attempt of a run, written as it happens
     job_state.py   what the daemon runs, paused flags, failure streaks
     control.py     commands (CLI/dashboard → daemon) and daemon heartbeats
     audit.py       the audit log: who asked, what each reload changed

@@ -6,8 +6,9 @@ job's next fire time is written to APScheduler's job table, in ONE transaction.
 Both land or neither does: if neither, the slots are still due when the daemon
 next looks (or after a restart) and run once then.
 
-Group commit (``write_runs``): runs that started (queued → running) and runs that
-finished, as many as are ready, in one transaction, with the jobs' failure streaks.
+Group commit (``write_runs``): runs that started (queued → running), attempts sent
+and ended, and runs that finished, as many as are ready, in one transaction, with the
+jobs' failure streaks.
 
 Both are meant for one writer thread (``scheduler.store.worker.StoreThread``), so
 the daemon's writes never fight each other for SQLite's single write lock.
@@ -35,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from jobs.outcome import Outcome, RunStatus
 from scheduler.schedule import slot_key
+from scheduler.store.attempts import AttemptRow, write_attempts
 from scheduler.store.rows import JobAdvance, SlotClaim, iso, json_or_none
 from scheduler.store.schema import APSCHEDULER_TABLE, job_state, runs
 
@@ -166,8 +168,12 @@ class BatchWrites:
 
     # -- group commit of runs -----------------------------------------------------------
 
-    def write_runs(self, started: Sequence[StartedRun], finished: Sequence[FinishedRun]) -> None:
-        """Runs that started and runs that finished since the last commit, in one transaction.
+    def write_runs(
+        self, started: Sequence[StartedRun], finished: Sequence[FinishedRun],
+        attempts: Sequence[AttemptRow] = (),
+    ) -> None:
+        """Runs that started, attempts sent or ended (in the order they happened) and runs
+        that finished since the last commit, in one transaction.
 
         A run that started and finished within one batch is written once, finished.
         """
@@ -184,6 +190,7 @@ class BatchWrites:
                     [dict(b_id=s.run_id, b_started=s.started_at, b_lateness=s.lateness_ms)
                      for s in started],
                 )
+            write_attempts(conn, attempts)
             if finished:
                 conn.execute(
                     update(runs).where(runs.c.id == bindparam("b_id")).values(

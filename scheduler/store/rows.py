@@ -49,13 +49,21 @@ class RunRow:
     slot_count: int
     slot_until: datetime | None
 
-    def to_json(self) -> dict[str, Any]:
-        """The stable `--json` form: scripts parse these names (README lists them)."""
+    def to_json(self, attempt_log: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The stable `--json` form: scripts parse these names (README lists them).
+
+        ``data`` is the endpoint's JSON value as it sent it (object, list, number...);
+        when the store kept only a prefix of a large one, ``data_truncated`` is true and
+        ``data`` is that prefix, as text. ``attempt_log``: the run's attempts, when read.
+        """
         row = asdict(self)
         shown: dict[str, Any] = {
             key: iso(value) if isinstance(value, datetime) else value
             for key, value in row.items()
         }
+        shown["data"], shown["data_truncated"] = typed_data(self.data)
+        if attempt_log is not None:
+            shown["attempt_log"] = attempt_log
         # How long the slot waited for a free place after it was claimed.
         shown["queued_ms"] = (
             int((self.started_at - self.claimed_at).total_seconds() * 1000)
@@ -166,11 +174,25 @@ def command_from_row(row: Any) -> Command:
     return Command(**{key: row[key] for key in Command.__dataclass_fields__})
 
 
+def typed_data(stored: str | None) -> tuple[Any, bool]:
+    """(the JSON value of stored `data`, False), or (the stored text, True) when the store
+    kept only a prefix of it (past DATA_LIMIT), which is no JSON value any more."""
+    if stored is None:
+        return None, False
+    try:
+        return json.loads(stored), False
+    except ValueError:
+        return stored, True
+
+
+DATA_LIMIT = 16_384
+
+
 def json_or_none(value: Any) -> str | None:
     """An endpoint's `data` as the JSON text the store keeps (16 KB at most), or None."""
     if value is None:
         return None
     try:
-        return json.dumps(value, default=str)[:16_384]
+        return json.dumps(value, default=str)[:DATA_LIMIT]
     except (TypeError, ValueError):
         return None

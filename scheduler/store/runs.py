@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from jobs.outcome import Outcome, RunStatus
 from scheduler.schedule import slot_key
+from scheduler.store.attempts import attempts_count, delete_attempts_of, last_attempt_status
 from scheduler.store.rows import RunRow, iso, json_or_none, run_from_row, utcnow
 from scheduler.store.schema import job_state, runs
 
@@ -187,6 +188,9 @@ class RunsTable:
                         status=RunStatus.ABANDONED.value,
                         finished_at=now,
                         error=f"{reason} (found at {now.isoformat(timespec='seconds')})",
+                        # What was sent before the crash, and the last answer it had.
+                        attempts=attempts_count(),
+                        http_status=func.coalesce(last_attempt_status(), runs.c.http_status),
                     )
                 )
         return [run_from_row(row) for row in rows]
@@ -212,7 +216,9 @@ class RunsTable:
             conn.execute(
                 update(runs)
                 .where(runs.c.id.in_(ids), runs.c.status == RunStatus.RUNNING.value)
-                .values(status=RunStatus.ABANDONED.value, finished_at=now, error=reason)
+                .values(status=RunStatus.ABANDONED.value, finished_at=now, error=reason,
+                        attempts=attempts_count(),
+                        http_status=func.coalesce(last_attempt_status(), runs.c.http_status))
             )
             conn.execute(
                 update(runs)
@@ -306,6 +312,7 @@ class RunsTable:
                 ).scalars().all()
                 if not ids:
                     return deleted
+                delete_attempts_of(conn, ids)
                 conn.execute(delete(runs).where(runs.c.id.in_(ids)))
                 deleted += len(ids)
 

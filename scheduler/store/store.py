@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler.errors import SchemaError, StoreError, first_line
 from scheduler.store import migrations
+from scheduler.store.attempts import AttemptsTable
 from scheduler.store.audit import AuditTable
 from scheduler.store.batch import BatchWrites
 from scheduler.store.control import ControlTables
@@ -22,8 +23,9 @@ from scheduler.store.runs import RunsTable
 __all__ = ["Store"]
 
 
-class Store(RunsTable, BatchWrites, JobStateTable, ControlTables, AuditTable):
-    """One database holding runs, job state, commands, daemon heartbeats and the audit log."""
+class Store(RunsTable, AttemptsTable, BatchWrites, JobStateTable, ControlTables, AuditTable):
+    """One database holding runs and their attempts, job state, commands, daemon heartbeats
+    and the audit log."""
 
     def __init__(self, url: str) -> None:
         self.url = url

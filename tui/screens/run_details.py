@@ -1,4 +1,5 @@
-"""Everything recorded about one run: timings, attempts, message, error, response excerpt.
+"""Everything recorded about one run: timings, its attempts one by one, error, message,
+data, response excerpt.
 
 The response excerpt was redacted by the daemon before it was stored; it is shown
 as plain text (never as markup), so a body full of brackets stays what it is.
@@ -22,6 +23,7 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from scheduler.store import RunRow, Store
+from scheduler.store.attempts import AttemptRow
 from scheduler.views.text import duration_ms, relative, when
 from tui import format as fmt
 from tui.commands import send_command
@@ -30,9 +32,10 @@ POLL_SECONDS = 1.0
 
 
 class RunUpdated(Message):
-    def __init__(self, run: RunRow) -> None:
+    def __init__(self, run: RunRow, attempts: list[AttemptRow]) -> None:
         super().__init__()
         self.run = run
+        self.attempts = attempts
 
 
 class RunDetailsScreen(Screen[None]):
@@ -49,35 +52,41 @@ class RunDetailsScreen(Screen[None]):
         self.run = run
         self.store = store
         self.clock = clock
+        self.attempts: list[AttemptRow] | None = None  # None until read from the store
 
     def compose(self) -> ComposeResult:
         yield Static(id="run-title")
         with VerticalScroll(id="run-body"):
             yield Static(id="run-facts")
+            yield Static(id="run-attempts")
             yield Static(id="run-text")
         yield Footer()
 
     def on_mount(self) -> None:
         self.show(self.run)
+        self.reload()  # the attempts are read in a worker, like every store read
 
     def show(self, run: RunRow) -> None:
         self.run = run
         self.query_one("#run-title", Static).update(title(run))
         self.query_one("#run-facts", Static).update(facts(run, self.clock()))
+        self.query_one("#run-attempts", Static).update(attempts_table(self.attempts))
         self.query_one("#run-text", Static).update(texts(run))
         self.refresh_bindings()  # "re-run" depends on how the run ended
-        if run.status == "running":
-            # Still in flight: follow it until it finishes, then stop polling.
-            self.set_timer(POLL_SECONDS, self.reload)
 
     @work(thread=True, exit_on_error=False, exclusive=True, group="run-details")
     def reload(self) -> None:
         run = self.store.run(self.run.id)
+        attempts = self.store.run_attempts(self.run.id)
         if run is not None and not get_current_worker().is_cancelled:
-            self.post_message(RunUpdated(run))
+            self.post_message(RunUpdated(run, attempts))
 
     def on_run_updated(self, message: RunUpdated) -> None:
+        self.attempts = message.attempts
         self.show(message.run)
+        if message.run.status in ("queued", "running"):
+            # Still in flight: follow it (attempt by attempt) until it finishes.
+            self.set_timer(POLL_SECONDS, self.reload)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "rerun":
@@ -132,6 +141,38 @@ def facts(run: RunRow, now: datetime) -> Table:
     for name, value in rows:
         grid.add_row(name, value)
     return grid
+
+
+def attempts_table(attempts: list[AttemptRow] | None) -> Table | Text:
+    """One line per attempt: when it was sent, what came back, why it failed."""
+    if attempts is None:
+        return Text("\nattempts: reading...", style="dim")
+    if not attempts:
+        return Text("\nattempts: none on record", style="dim")
+    table = Table(title="attempts", title_justify="left", title_style="bold underline",
+                  box=None, padding=(0, 1, 0, 0), pad_edge=False)
+    for header in ("#", "sent at", "status", "took", "error kind", "Retry-After", "request id"):
+        table.add_column(header, no_wrap=True, overflow="ellipsis", style="" if header != "#"
+                         else "bold")
+    for attempt in attempts:
+        table.add_row(
+            str(attempt.attempt), when(attempt.sent_at), _attempt_status(attempt),
+            duration_ms(attempt.duration_ms),
+            Text(attempt.error_kind or "-", style="red" if attempt.error_kind else "dim"),
+            duration_ms(attempt.retry_after_ms) if attempt.retry_after_ms is not None else "-",
+            attempt.request_id or "-",
+        )
+    return table
+
+
+def _attempt_status(attempt: AttemptRow) -> Text:
+    if attempt.http_status is not None:
+        ok = 200 <= attempt.http_status < 300 and attempt.error_kind is None
+        return Text(f"HTTP {attempt.http_status}", style="green" if ok else "red")
+    if attempt.finished_at is None:
+        # Sent, and no end on record: still on the wire, or the daemon died meanwhile.
+        return Text("sent, no answer", style="magenta")
+    return Text("ok", style="green") if attempt.error_kind is None else Text("-", style="dim")
 
 
 def texts(run: RunRow) -> Text:

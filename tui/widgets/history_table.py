@@ -27,7 +27,7 @@ class HistoryTable(KeyedTable):
         Column("http", "http", rank=3),
         Column("took", "took", width=6),
         Column("late", "late", rank=4, width=5),
-        Column("note", "message / error", rank=1, width=40, flex=True),
+        Column("note", "error · message", rank=1, width=40, flex=True),
     )
 
     def show(self, runs: Sequence[RunRow]) -> None:
@@ -38,8 +38,10 @@ def _row(run: RunRow) -> Row:
     slot = Text(fmt.stamp(run.scheduled_at))
     if run.trigger == "manual":
         slot.append(" manual", style="cyan")
-    note = Text(fmt.one_line(run.error), style="red") if run.error else Text(
-        fmt.one_line(run.message))
+    # cronhost's reason first, then what the endpoint said about it.
+    note = Text(fmt.one_line(run.error), style="red") if run.error else Text()
+    if run.message:
+        note.append((" · " if run.error else "") + fmt.one_line(run.message))
     note.no_wrap, note.overflow = True, "ellipsis"  # cut to the room left, visibly
     return (str(run.id), [
         slot,

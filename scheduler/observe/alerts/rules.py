@@ -110,7 +110,8 @@ class Alert:
         details.append(f"on {self.host}")
         line = f"{self.subject()}: {', '.join(details)}"
         if event.error and self.kind != "recovery":
-            line += f"\n{event.error}"
+            # cronhost's reason, then what the endpoint said about it.
+            line += f"\n{event.error}" + (f" · {event.message}" if event.message else "")
         if self.kind == "auto_disabled":
             line += (f"\nThe job is paused and fires no more until `cronhost resume "
                      f"{event.job_id}` (or r in the dashboard).")
@@ -129,6 +130,7 @@ class Alert:
             "slot": event.scheduled_at.astimezone(UTC).isoformat(),
             "status": event.status,
             "error": event.error,
+            "message": event.message,
             "run_id": event.run_id,
             "trigger": event.trigger,
             "attempts": event.attempts,
