@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from jobs.outcome import Outcome, RunStatus
+from jobs.patient_timeout import patient_timeout
 from jobs.reply import REPLY_KEYS, reply_fields
 
 
@@ -83,7 +84,9 @@ def _is_async(func: Callable[..., Any]) -> bool:
 
 async def run_callable(func: Callable[..., Any], context: CallContext, timeout: float) -> Outcome:
     """Call ``func(context)`` within ``timeout`` seconds; never raises for what the job does."""
-    limit = asyncio.timeout(timeout)
+    # Patient: a timer that fires late (the daemon was frozen) lets a function that
+    # has already returned be recorded with what it returned.
+    limit = patient_timeout(timeout)
     threaded = not _is_async(func)
     try:
         async with limit:
