@@ -216,8 +216,14 @@ def test_a_frozen_leader_loses_the_lead_and_never_fires_after_sigcont(
     tmp_path: Path, endpoint: EndpointServer, postgres_url: str, daemons: list[DaemonProcess]
 ) -> None:
     leader, standby = start_pair(tmp_path, endpoint, postgres_url, daemons)
+    # Freeze it with a request open: the endpoint answers 1.2 s later (within the 2 s
+    # timeout) into the socket of a stopped process, and that answer, not `timeout`, is
+    # what the run must record, though the timer is 28 s overdue at SIGCONT.
+    endpoint.set_default("/tick", Fault.slow(1.2))
+    leader.wait_action("run.start", count=len(leader.wait_action("run.start")) + 1)
     stopped_at = time.time()
     leader.signal(signal.SIGSTOP)
+    endpoint.set_default("/tick", Fault.slow(0.3))
     try:
         new, failover = wait_for_new_leader([standby], stopped_at)
         record(tmp_path, "SIGSTOP", failover)
@@ -227,7 +233,7 @@ def test_a_frozen_leader_loses_the_lead_and_never_fires_after_sigcont(
         # leader skips the job meanwhile rather than run it beside that one.
         standby.wait_for(lambda rs: any(r.get("action") in ("run.finish", "run.skipped")
                                         for r in rs), 20, "a slot decided by the new leader")
-        time.sleep(max(0.0, stopped_at + 25 - time.time()))  # frozen 25 s in all
+        time.sleep(max(0.0, stopped_at + 30 - time.time()))  # frozen 30 s in all
     finally:
         leader.signal(signal.SIGCONT)
     continued_at = time.time()
@@ -242,6 +248,14 @@ def test_a_frozen_leader_loses_the_lead_and_never_fires_after_sigcont(
         assert not first_start or ts(first_start[0]) >= ts(leads_after(leader, continued_at)[0])
     assert ts(lost) - continued_at < LEASE_SECONDS
     check_goals([leader, standby], endpoint, postgres_url)
+    store = Store(postgres_url)
+    try:
+        statuses = Counter(row.status for row in store.runs_for_slots(
+            "tick", datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)))
+    finally:
+        store.dispose()
+    # Every request was answered within its 2 s timeout: none may be recorded timed out.
+    assert statuses["timeout"] == 0, statuses
 
 
 def _terminate(postgres_url: str, application_prefix: str | None = None) -> int:
