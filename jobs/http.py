@@ -28,6 +28,7 @@ from jobs.attempts import AttemptRecord, OnAttempt, OnSend
 from jobs.http_reply import Reply, excerpt, read_reply
 from jobs.http_retry import AttemptFailed, RetryPolicy, classify, seconds
 from jobs.outcome import Outcome, RunStatus
+from jobs.patient_timeout import patient_timeout
 from jobs.redact import redact, redact_json
 
 log = logging.getLogger(__name__)
@@ -267,7 +268,7 @@ class _SlotRun:
         limit = self.request.start_within if first else None
         wait = limit if limit is not None else self.policy.time_left()
         try:
-            async with asyncio.timeout(max(0.0, wait)):
+            async with patient_timeout(max(0.0, wait)):
                 self._client = await self.runner._places.take()
         except TimeoutError:
             in_flight = self.runner._max_in_flight
@@ -307,11 +308,15 @@ class _SlotRun:
             headers=headers,
             content=request.body if request.json_body is None else None,
             json=request.json_body,
-            timeout=httpx.Timeout(budget),
+            # Only the connect wait is httpx's: its read and write timers, like
+            # asyncio.timeout, would win the race against a reply that arrived while
+            # the process was frozen. The whole exchange is bounded below.
+            timeout=httpx.Timeout(None, connect=budget),
         )
-        # httpx's timeouts bound each network wait, not the whole exchange; a
-        # body trickling in a byte at a time would never trip them.
-        async with asyncio.timeout(budget):
+        # One bound for the whole exchange (httpx's bound each network wait, so a body
+        # trickling in a byte at a time would never trip them), and a patient one: a
+        # timer that fires late, after a freeze, lets a reply already here be read.
+        async with patient_timeout(budget):
             response = await client.send(http_request, stream=True)
             try:
                 return await read_reply(response, request.max_response_bytes)

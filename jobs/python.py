@@ -28,6 +28,7 @@ from typing import Any, cast
 
 from jobs.attempts import AttemptRecord, OnAttempt, OnSend
 from jobs.outcome import Outcome, RunStatus
+from jobs.patient_timeout import patient_timeout
 from jobs.reply import REPLY_KEYS, reply_fields
 
 
@@ -113,7 +114,9 @@ async def run_callable(
 async def _call(
     func: Callable[..., Any], context: CallContext, timeout: float
 ) -> tuple[Outcome, str | None]:
-    limit = asyncio.timeout(timeout)
+    # Patient: a timer that fires late (the daemon was frozen) lets a function that
+    # has already returned be recorded with what it returned.
+    limit = patient_timeout(timeout)
     threaded = not _is_async(func)
     try:
         async with limit:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -26,7 +27,8 @@ import pytest
 import sqlalchemy
 from sqlalchemy.pool import NullPool
 
-from scheduler.daemon.lease import FENCE_SECONDS, LEASE_SECONDS
+from scheduler.daemon import lease as lease_module
+from scheduler.daemon.lease import FENCE_SECONDS, LEASE_SECONDS, SESSION_LIMITS, PostgresLease
 from scheduler.store import Store
 from tests.conftest import PG_ADMIN_URL
 from tests.daemon_harness import DaemonProcess, cli, cli_json, write_config
@@ -214,8 +216,14 @@ def test_a_frozen_leader_loses_the_lead_and_never_fires_after_sigcont(
     tmp_path: Path, endpoint: EndpointServer, postgres_url: str, daemons: list[DaemonProcess]
 ) -> None:
     leader, standby = start_pair(tmp_path, endpoint, postgres_url, daemons)
+    # Freeze it with a request open: the endpoint answers 1.2 s later (within the 2 s
+    # timeout) into the socket of a stopped process, and that answer, not `timeout`, is
+    # what the run must record, though the timer is 28 s overdue at SIGCONT.
+    endpoint.set_default("/tick", Fault.slow(1.2))
+    leader.wait_action("run.start", count=len(leader.wait_action("run.start")) + 1)
     stopped_at = time.time()
     leader.signal(signal.SIGSTOP)
+    endpoint.set_default("/tick", Fault.slow(0.3))
     try:
         new, failover = wait_for_new_leader([standby], stopped_at)
         record(tmp_path, "SIGSTOP", failover)
@@ -225,7 +233,7 @@ def test_a_frozen_leader_loses_the_lead_and_never_fires_after_sigcont(
         # leader skips the job meanwhile rather than run it beside that one.
         standby.wait_for(lambda rs: any(r.get("action") in ("run.finish", "run.skipped")
                                         for r in rs), 20, "a slot decided by the new leader")
-        time.sleep(max(0.0, stopped_at + 25 - time.time()))  # frozen 25 s in all
+        time.sleep(max(0.0, stopped_at + 30 - time.time()))  # frozen 30 s in all
     finally:
         leader.signal(signal.SIGCONT)
     continued_at = time.time()
@@ -240,6 +248,14 @@ def test_a_frozen_leader_loses_the_lead_and_never_fires_after_sigcont(
         assert not first_start or ts(first_start[0]) >= ts(leads_after(leader, continued_at)[0])
     assert ts(lost) - continued_at < LEASE_SECONDS
     check_goals([leader, standby], endpoint, postgres_url)
+    store = Store(postgres_url)
+    try:
+        statuses = Counter(row.status for row in store.runs_for_slots(
+            "tick", datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)))
+    finally:
+        store.dispose()
+    # Every request was answered within its 2 s timeout: none may be recorded timed out.
+    assert statuses["timeout"] == 0, statuses
 
 
 def _terminate(postgres_url: str, application_prefix: str | None = None) -> int:
@@ -319,9 +335,66 @@ def test_a_second_plain_run_names_the_holder_on_postgres(
     daemons.append(second)
     assert second.wait(timeout=30) == 1
     message = (tmp_path / "second.log").read_text()
-    assert f"pid {first.process.pid} on " in message, message
+    assert f"(pid {first.process.pid} on {socket.gethostname()})" in message, message
+    assert "Traceback" not in message
     assert first.stop() == 0
 
+
+
+def _admin_count(sql: str, **params: object) -> int:
+    engine = sqlalchemy.create_engine(PG_ADMIN_URL, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sqlalchemy.text(sql), params).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_the_server_ends_a_lease_session_left_idle_in_a_transaction(postgres_url: str) -> None:
+    import psycopg
+
+    conninfo = sqlalchemy.engine.make_url(postgres_url).set(
+        drivername="postgresql").render_as_string(hide_password=False)
+    conn = psycopg.connect(conninfo, autocommit=True)
+    try:
+        for statement in SESSION_LIMITS:
+            conn.execute(statement)
+        conn.execute("BEGIN")
+        conn.execute("SELECT 1")
+        backend = conn.info.backend_pid
+        assert _admin_count("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid "
+                            "AND state = 'idle in transaction'", pid=backend) == 1
+        # Gone within twice the lease: the server, not the client, ended it.
+        deadline = time.monotonic() + 2 * LEASE_SECONDS
+        while _admin_count("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid",
+                           pid=backend):
+            assert time.monotonic() < deadline, "the session outlived its idle limit"
+            time.sleep(0.2)
+        with pytest.raises(psycopg.Error, match="idle-in-transaction timeout"):
+            conn.execute("SELECT 1")
+    finally:
+        conn.close()
+
+
+def test_a_leader_that_stops_touching_its_lease_is_fenced_before_another_node_leads(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a frozen leader looks like to the server: its lock session goes silent.
+    monkeypatch.setattr(lease_module, "TOUCH_SECONDS", 3600.0)
+    engine = sqlalchemy.create_engine(postgres_url, poolclass=NullPool)
+    silent, standby = PostgresLease(engine, "silent-node"), PostgresLease(engine, "standby-node")
+    try:
+        assert silent.try_acquire() is None and silent.may_claim()
+        deadline = time.monotonic() + 2 * LEASE_SECONDS
+        while standby.try_acquire() is not None:
+            assert time.monotonic() < deadline, "the server never freed the silent lease"
+            time.sleep(0.2)
+        # The old leader stopped claiming by its own clock before the server let go.
+        assert not silent.may_claim()
+    finally:
+        silent.release()
+        standby.release()
+        engine.dispose()
 
 
 def test_status_lists_every_node_with_its_role(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import socket
 import ssl
@@ -292,6 +293,54 @@ def test_deadline_bounds_the_total_time_of_all_attempts(endpoint: EndpointServer
     assert outcome.error is not None
     assert outcome.error.startswith("timed out after")
     assert "1 s deadline" in outcome.error
+
+
+def run_job_frozen_while_in_flight(
+    endpoint: EndpointServer, request: HttpRequest, freeze: float
+) -> Outcome:
+    """Run one slot and stop the whole event loop for ``freeze`` s once the request is out.
+
+    A synchronous sleep on the loop's thread is what SIGSTOP looks like from inside:
+    no callback runs, while the endpoint goes on answering into the socket.
+    """
+
+    async def main() -> Outcome:
+        async with HttpJobRunner(user_agent=USER_AGENT) as runner:
+            run = asyncio.create_task(runner.run(request))
+            while not endpoint.requests(PATH):
+                await asyncio.sleep(0.01)
+            time.sleep(freeze)  # noqa: ASYNC251  (the point: nothing runs on the loop)
+            return await run
+
+    return asyncio.run(main())
+
+
+def test_a_reply_that_arrived_while_the_process_was_frozen_is_recorded_as_that_reply(
+    endpoint: EndpointServer,
+) -> None:
+    # The 200 comes 0.3 s after the request, while the loop is stopped.
+    endpoint.set_default(PATH, dataclasses.replace(Fault.ok({"message": "synced"}), delay=0.3))
+    request = make_request(endpoint.url + PATH, timeout=1.0, retries=0)
+
+    # Frozen for longer than the timeout: the overdue timer and the 200 are ready at once.
+    outcome = run_job_frozen_while_in_flight(endpoint, request, freeze=2.5)
+
+    assert outcome.status is RunStatus.OK, outcome.error
+    assert outcome.http_status == 200
+    assert outcome.message == "synced"
+    assert len(endpoint.requests(PATH)) == 1
+
+
+def test_a_hang_is_still_a_timeout_when_the_process_was_frozen_meanwhile(
+    endpoint: EndpointServer,
+) -> None:
+    endpoint.set_default(PATH, Fault.hang(30))
+    request = make_request(endpoint.url + PATH, timeout=1.0, retries=0)
+
+    outcome = run_job_frozen_while_in_flight(endpoint, request, freeze=2.5)
+
+    assert outcome.status is RunStatus.TIMEOUT
+    assert outcome.error == "timed out after 1.0 s (attempt 1 of 1)"
 
 
 # -- the network --------------------------------------------------------------

@@ -92,6 +92,37 @@ def test_sync_callable_past_its_timeout_is_timeout_and_the_error_says_it_runs_on
     assert "thread" in outcome.error and "left to finish" in outcome.error
 
 
+def run_frozen_after_start(target: str, timeout: float, freeze: float) -> Outcome:
+    """Run a python job and stop the event loop for ``freeze`` s just after it starts.
+
+    A synchronous sleep on the loop's thread is what SIGSTOP looks like from inside:
+    no callback runs, while the job's thread goes on and finishes.
+    """
+
+    async def main() -> Outcome:
+        run = asyncio.create_task(run_callable(resolve_callable(target), CONTEXT, timeout))
+        await asyncio.sleep(0)  # the job is started (its thread, or its first await)
+        time.sleep(freeze)  # noqa: ASYNC251  (the point: nothing runs on the loop)
+        return await run
+
+    return asyncio.run(main())
+
+
+def test_a_result_that_came_while_the_process_was_frozen_is_recorded_as_that_result() -> None:
+    # The function returns after 0.3 s; the loop is stopped 2.5 s, past the 1 s timeout.
+    outcome = run_frozen_after_start("tests.sample_callables:sleeps_sync", 1.0, freeze=2.5)
+
+    assert outcome.status is RunStatus.OK, outcome.error
+    assert outcome.message == "slept"
+
+
+def test_a_hang_is_still_a_timeout_when_the_process_was_frozen_meanwhile() -> None:
+    outcome = run_frozen_after_start("tests.sample_callables:sleeps_async", 1.0, freeze=2.5)
+
+    assert outcome.status is RunStatus.TIMEOUT
+    assert outcome.error == "timed out after 1 s"
+
+
 def test_sync_callable_does_not_block_the_event_loop() -> None:
     async def main() -> tuple[Outcome, int]:
         ticks = 0

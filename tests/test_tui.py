@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from sqlalchemy import delete, insert, inspect, select
+from sqlalchemy import delete, insert, inspect, select, update
 from sqlalchemy.exc import OperationalError
 from textual.pilot import Pilot
 from textual.widgets import Static
 
 from jobs.outcome import RunStatus
 from scheduler.store import Store
-from scheduler.store.schema import commands, job_state, schema_version
+from scheduler.store.schema import commands, daemons, job_state, schema_version
 from tests.test_tui_fixtures import (
     JOB_IDS,
     NOW,
@@ -216,6 +216,52 @@ def test_a_crashed_daemon_shows_as_down_within_30_seconds(
             assert f"no heartbeat for {silent_for}s" in header and "crashed or killed?" in header
 
     drive(store, scenario, clock=lambda: last_beat + timedelta(seconds=silent_for))
+
+
+def with_two_nodes(store: Store, standby_host: str = "vm-2") -> Store:
+    """Two daemons beating on the store now (register/beat stamp the wall clock)."""
+    for daemon_id, role, host, pid in (("node-a", "leader", "vm-1", 4242),
+                                       ("node-b", "standby", standby_host, 4343)):
+        store.register_daemon(daemon_id, "/etc/cronhost/config.toml", "0.1.0", role=role)
+        with store.engine.begin() as conn:
+            conn.execute(update(daemons).where(daemons.c.id == daemon_id).values(
+                hostname=host, pid=pid))
+    return store
+
+
+def test_the_header_shows_every_node_and_its_role_leader_first(tmp_path: Path) -> None:
+    async def scenario(app: DashboardApp, pilot: Pilot[None]) -> None:
+        header = shown(app, "#header")
+        assert "nodes leader pid 4242 on vm-1 · standby pid 4343 on vm-2" in header
+
+    drive(with_two_nodes(make_store(tmp_path)), scenario)
+
+
+def test_a_lone_daemon_gets_no_nodes_line(tmp_path: Path) -> None:
+    async def scenario(app: DashboardApp, pilot: Pilot[None]) -> None:
+        assert "nodes " not in shown(app, "#header")
+
+    drive(make_store(tmp_path), scenario)
+
+
+def test_a_long_nodes_line_is_cropped_to_80_columns_not_wrapped(tmp_path: Path) -> None:
+    long_host = "standby-in-the-other-availability-zone.eu-central-1.compute.internal"
+
+    async def scenario(app: DashboardApp, pilot: Pilot[None]) -> None:
+        screen = dashboard(app)
+        header = app.screen.query_one("#header", Static)
+        width = header.content_region.width
+        assert width <= 80
+        console = Console(width=width, record=True, file=io.StringIO())
+        console.print(header.content)
+        lines = console.export_text().splitlines()
+        nodes = next(line for line in lines if line.startswith("nodes "))
+        assert nodes.endswith("…"), lines  # cropped, and the next line is the config line
+        assert lines[lines.index(nodes) + 1].startswith("config ")
+        assert nodes.startswith("nodes leader pid 4242 on vm-1 · standby pid 4343")
+        assert screen.jobs.region.height >= 5 and screen.history.region.bottom <= 23
+
+    drive(with_two_nodes(make_store(tmp_path), long_host), scenario, size=(80, 24))
 
 
 def test_an_empty_store_says_to_start_the_daemon(tmp_path: Path) -> None:

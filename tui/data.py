@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler.errors import CronhostError
 from scheduler.store import Command, DaemonInfo, RunRow, Store
+from scheduler.store.control import NodeInfo
 from scheduler.views import RAN, JobStatus, job_statuses
 
 HISTORY_LIMIT = 50
@@ -108,6 +109,8 @@ class DashboardSnapshot:
     summary: Summary = field(default_factory=Summary)
     # The current state of commands this dashboard is waiting on, by id.
     watched: tuple[Command, ...] = ()
+    # Every daemon up on the store, the leader first (two VMs on one PostgreSQL).
+    nodes: tuple[NodeInfo, ...] = ()
 
     @property
     def daemon_up(self) -> bool:
@@ -186,7 +189,15 @@ def _read(
         history=tuple(history),
         summary=summary,
         watched=tracked,
+        nodes=_nodes(store),
     )
+
+
+def _nodes(store: Store) -> tuple[NodeInfo, ...]:
+    try:
+        return tuple(store.nodes())
+    except SQLAlchemyError:  # a store from before v7 has no roles: its one daemon is shown
+        return ()
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ session every TOUCH_SECONDS, and the session is opened with limits that make the
 server end it, and so free the lock, when the leader goes silent:
 
     idle_session_timeout     a frozen leader (SIGSTOP, a paused VM) sends nothing
+    idle_in_transaction_session_timeout
+                             the same, should a transaction ever be left open on it
+                             (idle_session_timeout does not count that state)
     tcp_keepalives_*         a host or a network gone: the kernel stops answering
     tcp_user_timeout         data sent and never acknowledged
 
@@ -36,7 +39,7 @@ from scheduler.errors import StoreError, first_line
 from scheduler.logs import get_logger
 from scheduler.store.control import LEADER_LOCK_KEY, leader_application_name, parse_holder
 
-__all__ = ["FENCE_SECONDS", "LEASE_SECONDS", "TOUCH_SECONDS", "PostgresLease"]
+__all__ = ["FENCE_SECONDS", "LEASE_SECONDS", "SESSION_LIMITS", "TOUCH_SECONDS", "PostgresLease"]
 
 log = get_logger("daemon")
 
@@ -49,8 +52,9 @@ FENCE_MARGIN_SECONDS = 1.5
 FENCE_SECONDS = LEASE_SECONDS - FENCE_MARGIN_SECONDS
 CONNECT_TIMEOUT_SECONDS = 3
 
-_SESSION_LIMITS = (
+SESSION_LIMITS = (
     f"SET idle_session_timeout = '{int(LEASE_SECONDS * 1000)}ms'",  # PostgreSQL 14+
+    f"SET idle_in_transaction_session_timeout = '{int(LEASE_SECONDS * 1000)}ms'",
     "SET tcp_keepalives_idle = 2",
     "SET tcp_keepalives_interval = 1",
     "SET tcp_keepalives_count = 3",
@@ -164,7 +168,7 @@ class PostgresLease:
         import psycopg
 
         assert isinstance(conn, psycopg.Connection)
-        for statement in _SESSION_LIMITS:
+        for statement in SESSION_LIMITS:
             try:
                 conn.execute(statement)
             except psycopg.errors.UndefinedObject:  # idle_session_timeout before PostgreSQL 14

@@ -61,18 +61,20 @@ def _daemon_line(snapshot: DashboardSnapshot) -> Text:
 
 
 def _nodes_line(snapshot: DashboardSnapshot) -> Text | None:
-    """Several daemons on one PostgreSQL: each node, its role, its last beat."""
-    # `nodes` (store.nodes(), leader first) is read by tui.data where it is provided.
-    nodes = getattr(snapshot, "nodes", ())
-    if len(nodes) < 2:
+    """Several daemons on one PostgreSQL: each node and its role, the leader first.
+
+    Only when there are two or more: a lone daemon is the daemon line above. The line
+    crops with an ellipsis like the others, so it is kept short (no beat times: a node
+    whose beats stop drops off the list).
+    """
+    if len(snapshot.nodes) < 2:
         return None
     line = Text("nodes ", style="dim")
-    for index, node in enumerate(nodes):
+    for index, node in enumerate(snapshot.nodes):
         if index:
             line.append(" · ", style="dim")
         line.append(node.role, style="bold green" if node.role == "leader" else "cyan")
-        line.append(f" pid {node.pid} on {node.hostname}, beat "
-                    f"{relative(node.last_beat_at, snapshot.taken_at)}")
+        line.append(f" pid {node.pid} on {node.hostname}")
     return line
 
 
