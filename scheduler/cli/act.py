@@ -23,7 +23,8 @@ from scheduler.cli.common import (
 from scheduler.config import load_config
 from scheduler.errors import ConfigError, NotRunningError, UsageError
 from scheduler.store import Store
-from scheduler.views.text import duration_ms
+from scheduler.store.rows import iso, trigger_waited_for
+from scheduler.views.text import duration_ms, when
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -52,21 +53,22 @@ def cmd_trigger(args: argparse.Namespace) -> int:
             f"the running daemon has no job {args.job!r} (it is in the file but not loaded: "
             "`cronhost reload` or `systemctl reload cronhost` first)"
         )
-    slot = recorded_slot(store, args.job, args.slot) if args.slot else None
+    slot = recorded_slot(store, args.job, args.slot, force=args.force) if args.slot else None
     command_id = store.add_command("trigger", args.job, slot=slot)
     if not args.wait:
         say(args, {"command_id": command_id, "state": "pending"},
              f"trigger of {args.job} requested (command {command_id}); the daemon picks it up within a second")
         return EXIT_OK
     deadline = time.monotonic() + args.timeout
-    run = None
+    command, run = None, None
     while time.monotonic() < deadline:
         command = store.command(command_id)
         if command is not None and command.state == "failed":
             raise UsageError(f"the daemon refused the trigger: {command.result}")
         if command is not None and command.run_id is not None:
             run = store.run(command.run_id)
-            # `queued` is claimed but not yet sent (waiting for a free place): not an end.
+            # `queued` is claimed but not yet sent (waiting for a free place, or for the
+            # job's run in flight to finish): not an end.
             if run is not None and RunStatus(run.status).finished:
                 break
         time.sleep(0.2)
@@ -74,19 +76,40 @@ def cmd_trigger(args: argparse.Namespace) -> int:
         print(f"cronhost: no result within {args.timeout:g} s; see `cronhost history {args.job}`",
               file=sys.stderr)
         return EXIT_FAILED
-    say(args, run.to_json(),
-         f"{run.job_id}: {run.status} in {duration_ms(run.duration_ms)}"
-         f"{f' (HTTP {run.http_status})' if run.http_status else ''}"
-         f"{f': {run.error}' if run.error else f': {run.message}' if run.message else ''}")
+    waited_for = trigger_waited_for(command.result if command is not None else None)
+    # The run waited from its claim to its first send (or to giving up).
+    end = run.started_at or run.finished_at
+    waited_ms = (int((end - run.claimed_at).total_seconds() * 1000)
+                 if waited_for is not None and end and run.claimed_at else None)
+    took = f" in {duration_ms(run.duration_ms)}" if run.duration_ms is not None else ""
+    # A skipped run's error starts with "skipped: " already; say it once.
+    error = (run.error or "").removeprefix(f"{run.status}: ")
+    result = (f"{run.status}{took}"
+              f"{f' (HTTP {run.http_status})' if run.http_status else ''}"
+              f"{f': {error}' if error else f': {run.message}' if run.message else ''}")
+    if waited_for is not None:
+        seconds = f"{(waited_ms or 0) / 1000:.1f}"
+        ran = "then ran" if run.started_at else "then gave up"
+        result = (f"waited {seconds} s for the run of {when(waited_for)} to finish, "
+                  f"{ran}: {result}")
+    say(args, {**run.to_json(), "waited_for": iso(waited_for), "waited_ms": waited_ms},
+        f"{run.job_id}: {result}")
     return EXIT_OK if run.status == "ok" else EXIT_FAILED
 
 
-def recorded_slot(store: Store, job_id: str, text: str) -> datetime:
+def recorded_slot(store: Store, job_id: str, text: str, *, force: bool = False) -> datetime:
     slot = parse_time(text, "--slot")
-    if not store.runs_for_slots(job_id, slot, slot):
+    rows = store.runs_for_slots(job_id, slot, slot)
+    if not rows:
         raise UsageError(
             f"no recorded slot {slot.isoformat()} for job {job_id!r}; "
             f"`cronhost history {job_id}` lists its slots"
+        )
+    if not force and any(row.status == RunStatus.OK.value for row in rows):
+        raise UsageError(
+            f"slot {slot.isoformat()} of job {job_id!r} already ran ok; running it again "
+            "repeats its work under the same Idempotency-Key: add --force if that is what "
+            "you want"
         )
     return slot
 

@@ -19,6 +19,7 @@ from scheduler.errors import ConfigError, first_line
 from scheduler.logs import get_logger
 from scheduler.run import SlotRunner
 from scheduler.store import Command, Store
+from scheduler.store.rows import trigger_waits_result
 from scheduler.store.worker import StoreThread
 
 __all__ = ["DaemonControl", "job_state_rows"]
@@ -172,7 +173,9 @@ class DaemonControl:
             if run_id is None:
                 await call(self.store.finish_command, command.id, "failed", "could not claim a run")
             else:
-                await call(self.store.finish_command, command.id, "done", "started", run_id)
+                behind = self.runner.waits_behind(job_id, run_id)
+                result = trigger_waits_result(behind) if behind is not None else "started"
+                await call(self.store.finish_command, command.id, "done", result, run_id)
         elif command.kind in ("pause", "resume"):
             paused = command.kind == "pause"
             await call(self._set_paused, job_id, paused)
