@@ -24,6 +24,7 @@ from scheduler.config import load_config
 from scheduler.errors import ConfigError, NotRunningError, UsageError
 from scheduler.store import Store
 from scheduler.store.rows import iso, trigger_waited_for
+from scheduler.views.job_changes import job_changes
 from scheduler.views.text import duration_ms, when
 
 
@@ -118,12 +119,21 @@ def cmd_pause_resume(args: argparse.Namespace) -> int:
     store = open_store(args)
     known_job(store, args, args.job)
     paused = args.verb == "pause"
+    row = next((job for job in store.jobs() if job.job_id == args.job), None)
+    if row is not None and row.paused == paused:
+        # Nothing to do, and worth saying: silence reads as "done".
+        why = f" ({row.paused_reason})" if paused and row.paused_reason else ""
+        say(args, {"job_id": args.job, "paused": paused, "changed": False,
+                   "daemon_up": daemon_up(store) is not None},
+            f"{args.job} is already paused{why}" if paused
+            else f"{args.job} is not paused; nothing to resume")
+        return EXIT_OK
     if not store.set_paused(args.job, paused):
         raise UsageError(f"job {args.job!r} is not in the store yet; start the daemon once first")
     store.add_command(args.verb, args.job)
     live = daemon_up(store) is not None
     note = "" if live else " (the daemon is not running; it applies this when it starts)"
-    say(args, {"job_id": args.job, "paused": paused, "daemon_up": live},
+    say(args, {"job_id": args.job, "paused": paused, "changed": True, "daemon_up": live},
          f"{args.job} {args.verb}d{note}")
     return EXIT_OK
 
@@ -132,6 +142,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
     store = open_store(args)
     if daemon_up(store) is None:
         raise NotRunningError("the daemon is not running; nothing to reload")
+    before = store.jobs(include_removed=True)
     command_id = store.add_command("reload", None)
     command = wait_for_command(store, command_id, timeout=15.0)
     if command is None:
@@ -143,4 +154,6 @@ def cmd_reload(args: argparse.Namespace) -> int:
         error = info.config_error if info is not None and info.config_error else command.result
         raise ConfigError(f"reload failed, the daemon keeps its previous config: {error}")
     print(f"reloaded: {command.result}")
+    for line in job_changes(before, store.jobs(include_removed=True)).lines():
+        print(f"  {line}")
     return EXIT_OK
