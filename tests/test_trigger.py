@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -140,6 +141,37 @@ deadline = "1s"
     gate.touch()
     daemon.wait_action("run.finish", count=2, job="stuck", timeout=PATIENCE)
     assert daemon.stop() == 0
+
+
+def test_a_trigger_still_waiting_when_the_daemon_stops_is_missed_and_never_sent(
+    tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
+) -> None:
+    held = Fault.held()
+    endpoint.program("/work", held)
+    config = write_config(tmp_path, """
+[[jobs]]
+id = "work"
+path = "/work"
+schedule = "0 0 1 1 *"
+timeout = "50s"
+deadline = "60s"
+""", base_url=endpoint.url, extra='[daemon]\nshutdown_timeout = "120s"\n')
+    daemon = DaemonProcess(config, tmp_path / "daemon.log")
+    daemons.append(daemon)
+    daemon.wait_started()
+    assert cli(config, "trigger", "work").returncode == 0  # the run that is in flight
+    endpoint.wait_for_requests("/work", 1, timeout=PATIENCE)
+    waiting = trigger_in_background(config, "work")
+    daemon.wait_action("run.waiting", timeout=PATIENCE)
+
+    daemon.signal(signal.SIGTERM)
+    daemon.wait_action("daemon.draining", timeout=PATIENCE)
+    held.release()  # the run in flight finishes; the waiting trigger must not start then
+    code, stdout, stderr = finish(waiting)
+    assert code == 1, stderr
+    assert "then gave up: missed" in stdout and "the daemon was stopping" in stdout, stdout
+    assert daemon.wait(PATIENCE) == 0
+    assert len(endpoint.requests("/work")) == 1
 
 
 def test_rerunning_a_slot_that_ran_ok_asks_for_force_a_failed_one_does_not(

@@ -49,6 +49,8 @@ SKIPPED_BEHIND_TRIGGER = ("skipped: a manual run of this job was waiting for the
                           "to finish")
 MISSED_STOPPING = ("not run: the daemon was stopping when this manual run's turn came "
                    "(it waited for the previous run to finish)")
+MISSED_NOT_LEADING = ("not run: this node stopped leading the store while this manual run "
+                      "waited for the previous run to finish; trigger it again")
 SKIPPED_STUCK = ("skipped: the run of slot {slot} was still running {grace:g} s past its "
                  "deadline, so this manual run did not start (nothing was sent)")
 
@@ -269,8 +271,11 @@ class SlotRunner:
                        "behind_slot": wait.waited_for.slot.isoformat(),
                        "waited_ms": int(wait.waited_s * 1000), "may_run": wait.may_run},
             )
-        if not self.accepting:
+        if wait.waited_for is not None and not self.accepting:
             return Outcome(RunStatus.MISSED, attempts=0, error=MISSED_STOPPING)
+        if wait.waited_for is not None and not self.may_claim():
+            # While it waited this node lost the lead: whoever leads now runs the job.
+            return Outcome(RunStatus.MISSED, attempts=0, error=MISSED_NOT_LEADING)
         if wait.stuck is None:
             return None
         return Outcome(RunStatus.SKIPPED, attempts=0, error=SKIPPED_STUCK.format(
