@@ -22,7 +22,7 @@ from scheduler.cli.common import (
 )
 from scheduler.config import load_config
 from scheduler.errors import ConfigError, NotRunningError, UsageError
-from scheduler.store import Store
+from scheduler.store import RunRow, Store
 from scheduler.store.rows import iso, trigger_waited_for
 from scheduler.views.job_changes import job_changes
 from scheduler.views.text import duration_ms, when
@@ -77,7 +77,12 @@ def cmd_trigger(args: argparse.Namespace) -> int:
         print(f"cronhost: no result within {args.timeout:g} s; see `cronhost history {args.job}`",
               file=sys.stderr)
         return EXIT_FAILED
-    waited_for = trigger_waited_for(command.result if command is not None else None)
+    say_run(args, run, trigger_waited_for(command.result if command is not None else None))
+    return EXIT_OK if run.status == "ok" else EXIT_FAILED
+
+
+def say_run(args: argparse.Namespace, run: RunRow, waited_for: datetime | None) -> None:
+    """A trigger's finished run; ``waited_for``: the slot of the run it waited for."""
     # The run waited from its claim to its first send (or to giving up).
     end = run.started_at or run.finished_at
     waited_ms = (int((end - run.claimed_at).total_seconds() * 1000)
@@ -95,7 +100,6 @@ def cmd_trigger(args: argparse.Namespace) -> int:
                   f"{ran}: {result}")
     say(args, {**run.to_json(), "waited_for": iso(waited_for), "waited_ms": waited_ms},
         f"{run.job_id}: {result}")
-    return EXIT_OK if run.status == "ok" else EXIT_FAILED
 
 
 def recorded_slot(store: Store, job_id: str, text: str, *, force: bool = False) -> datetime:
