@@ -34,6 +34,9 @@ Faults (all class-method constructors of :class:`Fault`):
     hang(seconds)                    wait, then answer 200 (a client with a shorter
                                      timeout gives up first); close() cuts it short
     slow(seconds)                    the same, named for "slower but fine" (overlap tests)
+    held(limit=120)                  hold each request until ``fault.release()`` (or
+                                     ``limit`` s), then answer 200: the test decides when
+                                     a run ends; close() cuts it short
     reset()                          read the request, then close with SO_LINGER 0:
                                      the client sees ECONNRESET, no response
     success_false(message)           200 ``{"success": false, "message": message}``
@@ -142,6 +145,8 @@ class Fault:
     nbytes: int = 0
     # How to echo the Authorization header back; "" for no echo.
     echo_auth: str = ""
+    # Fault.held: requests wait for this event (at most ``delay`` s) before the answer.
+    gate: threading.Event | None = None
 
     @classmethod
     def ok(cls, json: Any = None) -> Fault:
@@ -186,6 +191,16 @@ class Fault:
     @classmethod
     def slow(cls, seconds: float) -> Fault:
         return cls(delay=seconds)
+
+    @classmethod
+    def held(cls, limit: float = 120.0) -> Fault:
+        """Requests wait until :meth:`release` (or ``limit`` s), then get the default 200."""
+        return cls(delay=limit, gate=threading.Event())
+
+    def release(self) -> None:
+        """Let every request held by this fault, now or later, have its answer."""
+        assert self.gate is not None, "release() is for Fault.held()"
+        self.gate.set()
 
     @classmethod
     def reset(cls) -> Fault:
@@ -268,6 +283,7 @@ class _State:
     max_concurrent: int = 0
     active: int = 0
     connections: set[socket.socket] = field(default_factory=set)
+    gates: set[threading.Event] = field(default_factory=set)  # of Fault.held, in use
 
 
 class _Server(ThreadingHTTPServer):
@@ -354,7 +370,14 @@ class _Handler(BaseHTTPRequestHandler):
         fault, count = self._take(path, record)
         answered = False
         try:
-            if fault.delay and self.server.state.closing.wait(fault.delay):
+            if fault.gate is not None:
+                with self.server.state.cond:
+                    self.server.state.gates.add(fault.gate)  # close() opens it
+                fault.gate.wait(fault.delay)
+                if self.server.state.closing.is_set():
+                    self.close_connection = True
+                    return
+            elif fault.delay and self.server.state.closing.wait(fault.delay):
                 self.close_connection = True  # shutting down: drop the request unanswered
                 return
             self._answering()
@@ -501,6 +524,9 @@ class EndpointServer:
             return
         self._closed = True
         self._state.closing.set()  # wakes hung handlers
+        with self._state.cond:
+            for gate in self._state.gates:
+                gate.set()  # and held ones
         self._server.shutdown()
         self._server.server_close()
         # Handler threads blocked reading an idle keep-alive connection would

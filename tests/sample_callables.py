@@ -6,6 +6,7 @@ import asyncio
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from jobs.python import CallContext
@@ -70,3 +71,19 @@ class Tasks:
 def leaks_the_secret(context: CallContext) -> None:
     # A job whose exception quotes a credential it read (as a careless client library does).
     raise PermissionError(f"token {os.environ['CRON_SECRET']} was refused")
+
+
+async def outlives_its_deadline(context: CallContext) -> str:
+    """A stuck run: shrugs off its deadline's cancellation once, then goes on until the
+    file named by $TEST_GATE_FILE exists (at most 120 s)."""
+    gate = Path(os.environ["TEST_GATE_FILE"])
+    until = time.monotonic() + 120
+    cancelled = False
+    while not gate.exists() and time.monotonic() < until:
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            if cancelled:
+                raise
+            cancelled = True
+    return "released"

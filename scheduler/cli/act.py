@@ -22,8 +22,10 @@ from scheduler.cli.common import (
 )
 from scheduler.config import load_config
 from scheduler.errors import ConfigError, NotRunningError, UsageError
-from scheduler.store import Store
-from scheduler.views.text import duration_ms
+from scheduler.store import RunRow, Store
+from scheduler.store.rows import iso, trigger_waited_for
+from scheduler.views.job_changes import job_changes
+from scheduler.views.text import duration_ms, when
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -52,21 +54,22 @@ def cmd_trigger(args: argparse.Namespace) -> int:
             f"the running daemon has no job {args.job!r} (it is in the file but not loaded: "
             "`cronhost reload` or `systemctl reload cronhost` first)"
         )
-    slot = recorded_slot(store, args.job, args.slot) if args.slot else None
+    slot = recorded_slot(store, args.job, args.slot, force=args.force) if args.slot else None
     command_id = store.add_command("trigger", args.job, slot=slot)
     if not args.wait:
         say(args, {"command_id": command_id, "state": "pending"},
              f"trigger of {args.job} requested (command {command_id}); the daemon picks it up within a second")
         return EXIT_OK
     deadline = time.monotonic() + args.timeout
-    run = None
+    command, run = None, None
     while time.monotonic() < deadline:
         command = store.command(command_id)
         if command is not None and command.state == "failed":
             raise UsageError(f"the daemon refused the trigger: {command.result}")
         if command is not None and command.run_id is not None:
             run = store.run(command.run_id)
-            # `queued` is claimed but not yet sent (waiting for a free place): not an end.
+            # `queued` is claimed but not yet sent (waiting for a free place, or for the
+            # job's run in flight to finish): not an end.
             if run is not None and RunStatus(run.status).finished:
                 break
         time.sleep(0.2)
@@ -74,19 +77,44 @@ def cmd_trigger(args: argparse.Namespace) -> int:
         print(f"cronhost: no result within {args.timeout:g} s; see `cronhost history {args.job}`",
               file=sys.stderr)
         return EXIT_FAILED
-    say(args, run.to_json(),
-         f"{run.job_id}: {run.status} in {duration_ms(run.duration_ms)}"
-         f"{f' (HTTP {run.http_status})' if run.http_status else ''}"
-         f"{f': {run.error}' if run.error else f': {run.message}' if run.message else ''}")
+    say_run(args, run, trigger_waited_for(command.result if command is not None else None))
     return EXIT_OK if run.status == "ok" else EXIT_FAILED
 
 
-def recorded_slot(store: Store, job_id: str, text: str) -> datetime:
+def say_run(args: argparse.Namespace, run: RunRow, waited_for: datetime | None) -> None:
+    """A trigger's finished run; ``waited_for``: the slot of the run it waited for."""
+    # The run waited from its claim to its first send (or to giving up).
+    end = run.started_at or run.finished_at
+    waited_ms = (int((end - run.claimed_at).total_seconds() * 1000)
+                 if waited_for is not None and end and run.claimed_at else None)
+    took = f" in {duration_ms(run.duration_ms)}" if run.duration_ms is not None else ""
+    # A skipped run's error starts with "skipped: " already; say it once.
+    error = (run.error or "").removeprefix(f"{run.status}: ")
+    result = (f"{run.status}{took}"
+              f"{f' (HTTP {run.http_status})' if run.http_status else ''}"
+              f"{f': {error}' if error else f': {run.message}' if run.message else ''}")
+    if waited_for is not None:
+        seconds = f"{(waited_ms or 0) / 1000:.1f}"
+        ran = "then ran" if run.started_at else "then gave up"
+        result = (f"waited {seconds} s for the run of {when(waited_for)} to finish, "
+                  f"{ran}: {result}")
+    say(args, {**run.to_json(), "waited_for": iso(waited_for), "waited_ms": waited_ms},
+        f"{run.job_id}: {result}")
+
+
+def recorded_slot(store: Store, job_id: str, text: str, *, force: bool = False) -> datetime:
     slot = parse_time(text, "--slot")
-    if not store.runs_for_slots(job_id, slot, slot):
+    rows = store.runs_for_slots(job_id, slot, slot)
+    if not rows:
         raise UsageError(
             f"no recorded slot {slot.isoformat()} for job {job_id!r}; "
             f"`cronhost history {job_id}` lists its slots"
+        )
+    if not force and any(row.status == RunStatus.OK.value for row in rows):
+        raise UsageError(
+            f"slot {slot.isoformat()} of job {job_id!r} already ran ok; running it again "
+            "repeats its work under the same Idempotency-Key: add --force if that is what "
+            "you want"
         )
     return slot
 
@@ -95,12 +123,21 @@ def cmd_pause_resume(args: argparse.Namespace) -> int:
     store = open_store(args)
     known_job(store, args, args.job)
     paused = args.verb == "pause"
+    row = next((job for job in store.jobs() if job.job_id == args.job), None)
+    if row is not None and row.paused == paused:
+        # Nothing to do, and worth saying: silence reads as "done".
+        why = f" ({row.paused_reason})" if paused and row.paused_reason else ""
+        say(args, {"job_id": args.job, "paused": paused, "changed": False,
+                   "daemon_up": daemon_up(store) is not None},
+            f"{args.job} is already paused{why}" if paused
+            else f"{args.job} is not paused; nothing to resume")
+        return EXIT_OK
     if not store.set_paused(args.job, paused):
         raise UsageError(f"job {args.job!r} is not in the store yet; start the daemon once first")
     store.add_command(args.verb, args.job)
     live = daemon_up(store) is not None
     note = "" if live else " (the daemon is not running; it applies this when it starts)"
-    say(args, {"job_id": args.job, "paused": paused, "daemon_up": live},
+    say(args, {"job_id": args.job, "paused": paused, "changed": True, "daemon_up": live},
          f"{args.job} {args.verb}d{note}")
     return EXIT_OK
 
@@ -109,6 +146,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
     store = open_store(args)
     if daemon_up(store) is None:
         raise NotRunningError("the daemon is not running; nothing to reload")
+    before = store.jobs(include_removed=True)
     command_id = store.add_command("reload", None)
     command = wait_for_command(store, command_id, timeout=15.0)
     if command is None:
@@ -120,4 +158,6 @@ def cmd_reload(args: argparse.Namespace) -> int:
         error = info.config_error if info is not None and info.config_error else command.result
         raise ConfigError(f"reload failed, the daemon keeps its previous config: {error}")
     print(f"reloaded: {command.result}")
+    for line in job_changes(before, store.jobs(include_removed=True)).lines():
+        print(f"  {line}")
     return EXIT_OK

@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slot", default=None, metavar="ISO8601",
                    help="re-run this recorded slot (e.g. an abandoned one) under its own "
                         "Idempotency-Key, so the endpoint can tell it is a repeat")
+    p.add_argument("--force", action="store_true",
+                   help="with --slot: re-run the slot even though it already ran ok")
     p.add_argument("--timeout", type=float, default=300.0, help="how long --wait waits (s)")
     p.add_argument("--json", action="store_true")
 

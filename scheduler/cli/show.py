@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,17 +20,20 @@ from scheduler.cli.common import (
     store_url,
     try_config,
 )
-from scheduler.config import PRUNE_JOB_ID, load_config
-from scheduler.errors import UsageError
+from scheduler.config import PRUNE_JOB_ID, Config, load_config
+from scheduler.errors import ConfigError, CronhostError, UsageError
 from scheduler.schedule import (
     CrontabSchedule,
+    EverySchedule,
+    Schedule,
     ScheduleError,
     next_fire_times,
+    parse_duration,
     replayed_slot,
     validate_expression,
     zone,
 )
-from scheduler.store import DaemonInfo, RunRow, Store
+from scheduler.store import DaemonInfo, JobRow, RunRow, Store
 from scheduler.store.control import NodeInfo
 from scheduler.views import job_statuses
 from scheduler.views.text import duration_ms, relative, table, when
@@ -73,14 +77,32 @@ def cmd_next(args: argparse.Namespace) -> int:
         shown_in = zone(args.tz) if args.tz else None
     except ScheduleError as exc:
         raise UsageError(f"--tz: {exc}") from None
-    config = try_config(args)
+    config, broken = _config_or_error(args)
     job = config.job(args.target) if config else None
+    stored = _stored_job(args, args.target) if broken is not None else None
+    schedule: Schedule
     if job is not None:
         schedule = job.timetable()  # --tz, if given, only changes how the times are shown
+    elif stored is not None:
+        # The file cannot be read, but the daemon still runs what it last loaded: answer
+        # from that, and say why the file was not used.
+        print(f"cronhost: warning: {broken}; showing {args.target!r} as the daemon last "
+              f"loaded it (the store's job table), not as the file says", file=sys.stderr)
+        schedule = _stored_timetable(stored)
     else:
         try:
             expression = validate_expression(args.target)
         except ScheduleError as exc:
+            if broken is not None:
+                # A word without spaces was meant as a job id: a cron parser's complaint
+                # about its field count would only confuse.
+                schedule_too = (f"; nor is it a valid schedule ({exc})"
+                                if len(args.target.split()) > 1 else "")
+                raise UsageError(
+                    f"{args.target!r} is not a job the daemon knows (its store has no such "
+                    f"job), and the config file is broken, so its jobs cannot be looked up "
+                    f"({broken}){schedule_too}"
+                ) from None
             raise UsageError(
                 f"{args.target!r} is neither a job id in {config_path(args)} nor a valid "
                 f"schedule: {exc}"
@@ -93,6 +115,36 @@ def cmd_next(args: argparse.Namespace) -> int:
     else:
         print("\n".join(times))
     return EXIT_OK
+
+
+def _config_or_error(args: argparse.Namespace) -> tuple[Config | None, ConfigError | None]:
+    """The config, or why the file that is there cannot be used (no file: no error)."""
+    path = config_path(args)
+    try:
+        return load_config(path, resolve_secrets=False), None
+    except ConfigError as exc:
+        return None, (exc if path.exists() else None)
+    except CronhostError:
+        return None, None
+
+
+def _stored_job(args: argparse.Namespace, job_id: str) -> JobRow | None:
+    store = Store(store_url(args))
+    try:
+        if store.missing() or not store.check_readable():
+            return None
+        return next((row for row in store.jobs() if row.job_id == job_id), None)
+    except SQLAlchemyError:
+        return None
+    finally:
+        store.dispose()
+
+
+def _stored_timetable(row: JobRow) -> Schedule:
+    """A job's schedule as the store records it (``Config``'s ``schedule_text``)."""
+    if row.schedule.startswith("every "):
+        return EverySchedule(parse_duration(row.schedule.removeprefix("every ")))
+    return CrontabSchedule(row.schedule, row.timezone)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

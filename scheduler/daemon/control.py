@@ -24,6 +24,7 @@ from scheduler.logs import get_logger
 from scheduler.run import SlotRunner
 from scheduler.store import Command, Store
 from scheduler.store.audit import Actor, who_asks
+from scheduler.store.rows import trigger_waits_result
 from scheduler.store.worker import StoreThread
 
 __all__ = ["DaemonControl", "job_state_rows"]
@@ -213,7 +214,9 @@ class DaemonControl:
             if run_id is None:
                 await self._finish(command, "failed", "could not claim a run")
             else:
-                await self._finish(command, "done", "started", run_id)
+                behind = self.runner.waits_behind(job_id, run_id)
+                result = trigger_waits_result(behind) if behind is not None else "started"
+                await self._finish(command, "done", result, run_id)
         elif command.kind in ("pause", "resume"):
             paused = command.kind == "pause"
             await call(self._set_paused, job_id, paused)

@@ -5,6 +5,7 @@
     execute.py  a JobSpec → a job kind's request → an Outcome (the one caller of jobs/)
     record.py   missed slots and finished runs written through store outages
     events.py   SlotEvent and the bus that metrics, alerts and logs listen on
+    turns.py    a job's runs in flight in claim order; a trigger waits for its turn
 """
 
 from __future__ import annotations

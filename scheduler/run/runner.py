@@ -3,7 +3,8 @@
 The engine calls :meth:`SlotRunner.on_wake` once per wake-up with every job that
 fell due. For each job ``decide`` says which slot runs and which are ``missed``;
 a slot that comes while the job's previous run still runs (or still waits for
-its turn) is ``skipped``. Then ONE store transaction writes every slot's row
+its turn) is ``skipped``; a manual trigger is not: it waits its turn (turns.py).
+Then ONE store transaction writes every slot's row
 (UNIQUE per slot: a slot claimed before, by us before a crash or by another
 daemon, is not claimed again) and every job's next fire time. Only then do the
 claimed slots start, as tasks on the event loop, each waiting ``queued`` for a
@@ -29,6 +30,7 @@ from scheduler.logs import get_logger
 from scheduler.run.decide import decide
 from scheduler.run.events import EventBus, SlotEvent
 from scheduler.run.execute import JobExecutor
+from scheduler.run.turns import GRACE, JobTurns, TurnWait
 from scheduler.run.writer import RunWriter
 from scheduler.schedule import slot_key
 from scheduler.store import Store
@@ -45,6 +47,14 @@ SLOW_CLAIM_MS = 100
 SKIPPED_RUNNING = "skipped: the previous run of this job was still running"
 SKIPPED_QUEUED = ("skipped: the previous slot of this job was still queued, waiting for a free "
                   "place under [daemon] max_in_flight")
+SKIPPED_BEHIND_TRIGGER = ("skipped: a manual run of this job was waiting for the previous run "
+                          "to finish")
+MISSED_STOPPING = ("not run: the daemon was stopping when this manual run's turn came "
+                   "(it waited for the previous run to finish)")
+MISSED_NOT_LEADING = ("not run: this node stopped leading the store while this manual run "
+                      "waited for the previous run to finish; trigger it again")
+SKIPPED_STUCK = ("skipped: the run of slot {slot} was still running {grace:g} s past its "
+                 "deadline, so this manual run did not start (nothing was sent)")
 
 
 @dataclass
@@ -65,6 +75,7 @@ class SlotRunner:
         self.in_flight: dict[int, asyncio.Task[None]] = {}
         self.running_jobs: Counter[str] = Counter()  # started, not finished
         self.queued_jobs: Counter[str] = Counter()  # claimed, waiting for a free place
+        self.turns = JobTurns()  # this node's runs in flight per job, in claim order
         self.accepting = True
 
     # -- due slots ----------------------------------------------------------------------
@@ -113,9 +124,15 @@ class SlotRunner:
     def _claim(self, spec: JobSpec, scheduled_at: datetime, trigger: str,
                key: str | None = None) -> SlotClaim:
         reason = None
-        if not spec.allow_overlap:
+        # A trigger waits for this node's own runs ahead of it (see _wait_turn); other
+        # nodes' runs (after a takeover, counted in running_jobs only) cannot be waited
+        # for, so with none of ours ahead they still skip it.
+        waits_its_turn = trigger == "manual" and bool(self.turns.ahead(spec.id))
+        if not spec.allow_overlap and not waits_its_turn:
             if self.running_jobs[spec.id]:
                 reason = SKIPPED_RUNNING
+            elif self.turns.waiting(spec.id):
+                reason = SKIPPED_BEHIND_TRIGGER
             elif self.queued_jobs[spec.id]:
                 reason = SKIPPED_QUEUED
         return SlotClaim(
@@ -210,13 +227,61 @@ class SlotRunner:
         claimed = await self._commit_and_start([(spec, claim)], [], [], now)
         return next(iter(claimed), None)
 
+    def waits_behind(self, job_id: str, run_id: int) -> datetime | None:
+        """The slot of the run that the trigger ``run_id`` waits for; None if it need not wait."""
+        mine = self.turns.turn(job_id, run_id)
+        ahead = self.turns.ahead(job_id, run_id)
+        return ahead[-1].slot if mine is not None and mine.waits and ahead else None
+
     # -- one run ------------------------------------------------------------------------
 
     def _start(self, spec: JobSpec, claim: SlotClaim, run_id: int) -> None:
         self.queued_jobs[spec.id] += 1
+        clock = time.monotonic()
+        if claim.trigger == "manual" and not spec.allow_overlap:
+            # It waits for the runs ahead (at most until their deadline + GRACE), then may
+            # wait misfire_grace for a place, then runs for up to its deadline.
+            after = self.turns.ends_by(spec.id)
+            waits_until = after + GRACE if after is not None else clock
+            ends_by = waits_until + spec.misfire_grace.total_seconds() + spec.deadline
+            self.turns.enter(spec.id, run_id, claim.scheduled_at, ends_by, waits=True)
+        else:
+            start_by = claim.scheduled_at + spec.misfire_grace
+            ends_by = clock + max(0.0, (start_by - self.now()).total_seconds()) + spec.deadline
+            self.turns.enter(spec.id, run_id, claim.scheduled_at, ends_by)
         self.in_flight[run_id] = asyncio.get_running_loop().create_task(
             self._execute(run_id, spec, claim), name=f"run-{spec.id}-{run_id}"
         )
+
+    async def _wait_turn(self, run_id: int, spec: JobSpec, claim: SlotClaim) -> Outcome | None:
+        """A trigger waits for the job's runs ahead of it; the outcome when it must not run."""
+        if claim.trigger != "manual" or spec.allow_overlap:
+            return None
+        ahead = self.turns.ahead(spec.id, run_id)
+        if ahead:
+            log.info(
+                "manual run waits for the job's run in flight to finish",
+                extra={"action": "run.waiting", "job": spec.id, "run_id": run_id,
+                       "behind_run_id": ahead[-1].run_id,
+                       "behind_slot": ahead[-1].slot.isoformat()},
+            )
+        wait: TurnWait = await self.turns.wait_turn(spec.id, run_id)
+        if wait.waited_for is not None:
+            log.info(
+                "manual run's turn came" if wait.may_run else "manual run gave up waiting",
+                extra={"action": "run.turn", "job": spec.id, "run_id": run_id,
+                       "behind_slot": wait.waited_for.slot.isoformat(),
+                       "waited_ms": int(wait.waited_s * 1000), "may_run": wait.may_run},
+            )
+        if wait.waited_for is not None and not self.accepting:
+            return Outcome(RunStatus.MISSED, attempts=0, error=MISSED_STOPPING)
+        if wait.waited_for is not None and not self.may_claim():
+            # While it waited this node lost the lead: whoever leads now runs the job.
+            return Outcome(RunStatus.MISSED, attempts=0, error=MISSED_NOT_LEADING)
+        if wait.stuck is None:
+            return None
+        return Outcome(RunStatus.SKIPPED, attempts=0, error=SKIPPED_STUCK.format(
+            slot=wait.stuck.slot.isoformat(), grace=GRACE))
 
     async def _execute(self, run_id: int, spec: JobSpec, claim: SlotClaim) -> None:
         scheduled_at, key = claim.scheduled_at, claim.idempotency_key
@@ -233,6 +298,7 @@ class SlotRunner:
             lateness["ms"] = late
             self.queued_jobs[spec.id] -= 1
             self.running_jobs[spec.id] += 1
+            self.turns.started(spec.id, run_id, began["monotonic"] + spec.deadline)
             started_row.append(StartedRun(run_id, started_at, late))
             self.writer.started(started_row[0])
             log.info(
@@ -242,13 +308,16 @@ class SlotRunner:
                        "idempotency_key": key},
             )
 
-        start_by = (scheduled_at if claim.trigger == "schedule" else self.now()) + (
-            spec.misfire_grace)
         try:
-            on_send, on_attempt = self._attempt_writers(run_id)
-            outcome = await self.executor.run(spec, scheduled_at, key, on_start=on_start,
-                                              start_by=start_by, on_send=on_send,
-                                              on_attempt=on_attempt)
+            outcome = await self._wait_turn(run_id, spec, claim)
+            if outcome is None:
+                # A trigger's grace counts from when its turn came, not from the request.
+                start_by = (scheduled_at if claim.trigger == "schedule" else self.now()) + (
+                    spec.misfire_grace)
+                on_send, on_attempt = self._attempt_writers(run_id)
+                outcome = await self.executor.run(spec, scheduled_at, key, on_start=on_start,
+                                                  start_by=start_by, on_send=on_send,
+                                                  on_attempt=on_attempt)
         except Exception as exc:  # noqa: BLE001 - a bug in a kind must not kill the daemon
             outcome = Outcome(RunStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
         finally:
@@ -257,6 +326,7 @@ class SlotRunner:
             else:
                 self.queued_jobs[spec.id] -= 1
             self.in_flight.pop(run_id, None)
+            self.turns.leave(spec.id, run_id)
         duration_ms = (int((time.monotonic() - began["monotonic"]) * 1000)
                        if "monotonic" in began else None)
         secrets = self.config().secrets.values_for_redaction()

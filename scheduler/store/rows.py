@@ -188,6 +188,27 @@ def typed_data(stored: str | None) -> tuple[Any, bool]:
 DATA_LIMIT = 16_384
 
 
+# What a trigger's command says when its run waits for the job's run in flight (the
+# daemon writes it, `cronhost trigger --wait` reads the slot back out of it).
+_WAITS_PREFIX = "queued: waits for the run of slot "
+_WAITS_SUFFIX = " to finish"
+
+
+def trigger_waits_result(slot: datetime) -> str:
+    return f"{_WAITS_PREFIX}{slot.isoformat()}{_WAITS_SUFFIX}"
+
+
+def trigger_waited_for(result: str | None) -> datetime | None:
+    """The slot a trigger's run waited for, from its command's result; None if it did not."""
+    if not result or not result.startswith(_WAITS_PREFIX):
+        return None
+    try:
+        return datetime.fromisoformat(result.removeprefix(_WAITS_PREFIX)
+                                      .removesuffix(_WAITS_SUFFIX))
+    except ValueError:
+        return None
+
+
 def json_or_none(value: Any) -> str | None:
     """An endpoint's `data` as the JSON text the store keeps (16 KB at most), or None."""
     if value is None:

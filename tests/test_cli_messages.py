@@ -1,0 +1,138 @@
+"""What the CLI says when things are not as expected: every message names what it is about.
+
+The real CLI in a subprocess against a real SQLite store (its job table written as the
+daemon writes it, or by the daemon itself for `reload`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scheduler.config import load_config
+from scheduler.daemon.control import job_state_rows
+from scheduler.store import JobRow, Store
+from scheduler.views.job_changes import job_changes
+from tests.daemon_harness import DaemonProcess, cli, write_config
+
+JOBS = """
+[[jobs]]
+id = "sync-mailboxes"
+path = "/api/cron/sync-mailboxes"
+schedule = "*/5 * * * *"
+
+[[jobs]]
+id = "digest"
+path = "/api/cron/digest"
+schedule = "0 8 * * *"
+timezone = "Europe/Paris"
+"""
+
+
+def store_as_the_daemon_left_it(config: Path) -> None:
+    """The store's job table as a daemon that loaded ``config`` writes it."""
+    store = Store(f"sqlite:///{config.parent / 'cronhost.db'}")
+    store.migrate()
+    store.sync_jobs(job_state_rows(load_config(config, resolve_secrets=False).jobs))
+    store.dispose()
+
+
+def test_next_with_a_broken_config_answers_from_the_store_and_says_the_file_is_broken(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, JOBS)
+    store_as_the_daemon_left_it(config)
+    config.write_text(config.read_text().replace('schedule = "0 8 * * *"',
+                                                 'schedule = "0 8 * * *"\nretries = "many"'))
+
+    result = cli(config, "next", "sync-mailboxes", "-n", "2", "--after", "2026-12-02T03:01:00Z")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2026-12-02T03:05:00+00:00", "2026-12-02T03:10:00+00:00"]
+    warning = result.stderr
+    assert "warning" in warning and str(config) in warning
+    assert "'digest'" in warning and "retries" in warning  # the job and the field at fault
+    assert "fields" not in warning and "Traceback" not in warning
+
+    paris = cli(config, "next", "digest", "-n", "1", "--after", "2026-12-02T00:00:00Z")
+    assert paris.returncode == 0 and paris.stdout.strip() == "2026-12-02T08:00:00+01:00"
+
+
+def test_next_with_a_broken_config_and_an_unknown_id_says_both_plainly(tmp_path: Path) -> None:
+    config = write_config(tmp_path, JOBS)
+    store_as_the_daemon_left_it(config)
+    config.write_text(config.read_text() + "\n[[jobs]\n")  # not TOML any more
+
+    result = cli(config, "next", "sync-mailbox")
+    assert result.returncode == 2
+    message = result.stderr.strip()
+    assert "'sync-mailbox' is not a job the daemon knows" in message
+    assert "the config file is broken" in message and str(config) in message
+    assert "fields" not in message  # no cron parser's word on an id
+    assert len(message.splitlines()) == 1 and "Traceback" not in message
+
+    expression = cli(config, "next", "0 9 * * 1", "-n", "1", "--after", "2026-11-29T10:00:00Z")
+    assert expression.returncode == 0 and expression.stdout.strip() == "2026-11-30T09:00:00+00:00"
+
+
+def test_pausing_a_paused_job_and_resuming_a_running_one_say_there_is_nothing_to_do(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, JOBS)
+    store_as_the_daemon_left_it(config)
+
+    first = cli(config, "pause", "digest")
+    assert first.returncode == 0 and first.stdout.startswith("digest paused")
+    again = cli(config, "pause", "digest")
+    assert again.returncode == 0 and again.stdout.strip() == "digest is already paused"
+    assert cli(config, "resume", "digest").stdout.startswith("digest resumed")
+    running = cli(config, "resume", "digest")
+    assert running.returncode == 0
+    assert running.stdout.strip() == "digest is not paused; nothing to resume"
+
+
+@pytest.mark.slow
+def test_reload_names_the_jobs_it_added_rescheduled_and_removed(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    config = write_config(tmp_path, JOBS + """
+[[jobs]]
+id = "old-report"
+path = "/api/cron/old-report"
+schedule = "0 6 * * 1"
+""")
+    daemon = DaemonProcess(config, tmp_path / "daemon.log")
+    daemons.append(daemon)
+    daemon.wait_started()
+    text = config.read_text().replace('"*/5 * * * *"', '"*/10 * * * *"')
+    text = text[:text.index('[[jobs]]\nid = "old-report"')] + """[[jobs]]
+id = "new-report"
+path = "/api/cron/new-report"
+schedule = "0 7 * * 1"
+"""
+    config.write_text(text)
+
+    result = cli(config, "reload", timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert "added: new-report" in lines
+    assert "rescheduled: sync-mailboxes (*/5 * * * * -> */10 * * * *)" in lines
+    assert "removed: old-report" in lines
+    assert "digest" not in result.stdout  # unchanged jobs are counted, not named
+    assert daemon.stop() == 0
+
+
+def _row(job_id: str, schedule: str = "* * * * *") -> JobRow:
+    return JobRow(job_id=job_id, kind="http", schedule=schedule, timezone="UTC", target="",
+                  description="", enabled=True, paused=False, removed=False,
+                  consecutive_failures=0, last_success_at=None, next_run_at=None)
+
+
+def test_a_reload_of_many_jobs_names_ten_of_each_kind_and_counts_the_rest() -> None:
+    before = [_row(f"kept-{i:02d}") for i in range(12)]
+    after = [_row(f"kept-{i:02d}", "*/2 * * * *") for i in range(12)]
+    after += [_row(f"new-{i:02d}") for i in range(3)]
+    lines = job_changes(before, after).lines()
+    assert lines[0] == "added: new-00, new-01, new-02"
+    assert lines[1].startswith("rescheduled: kept-00 (* * * * * -> */2 * * * *), ")
+    assert lines[1].endswith("kept-09 (* * * * * -> */2 * * * *) and 2 more")
