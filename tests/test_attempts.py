@@ -267,6 +267,27 @@ def test_an_attempts_error_is_redacted_like_the_runs(
     assert SECRET not in json.dumps(row)
 
 
+def test_a_secret_no_enabled_job_needs_is_redacted_too(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    # Only Python jobs: nothing sends CRON_SECRET ([defaults] names it), yet a job may read
+    # it from the environment and quote it. It is redacted all the same.
+    config = write_config(tmp_path, '[[jobs]]\nid = "leaky"\n'
+                          'call = "tests.sample_callables:leaks_the_secret"\n'
+                          'schedule = "0 0 1 1 *"\n')
+    daemon = DaemonProcess(config, tmp_path / "daemon.log")
+    daemons.append(daemon)
+    daemon.wait_started()
+
+    row = trigger_and_wait(config, "leaky")
+    assert daemon.stop() == 0
+
+    assert row["error"] == "PermissionError: token [REDACTED] was refused"
+    store_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("cronhost.db*") if p.is_file())
+    assert SECRET.encode() not in store_bytes
+    assert SECRET not in (tmp_path / "daemon.log").read_text()
+
+
 def test_retention_deletes_the_attempts_of_pruned_runs(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'cronhost.db'}")
     store.migrate()

@@ -27,7 +27,13 @@ from scheduler.config.observers import (
     parse_metrics,
 )
 from scheduler.config.reader import TableReader
-from scheduler.config.secrets import SecretValues, require_secret
+from scheduler.config.secrets import (
+    SECRET_NAME,
+    SecretValues,
+    UnreadableSecret,
+    find_secret,
+    require_secret,
+)
 from scheduler.errors import ConfigError, StoreError
 from scheduler.store.database import BAD_URL, parse_store_url
 
@@ -122,7 +128,7 @@ def parse_config(raw: dict[str, Any], path: Path, *, resolve_secrets: bool = Tru
         return config
     _require_an_enabled_job(config, config.jobs[:declared])
     own_secret = {job_raw.get("id") for job_raw in jobs_raw if "secret" in job_raw}
-    return _with_secrets(config, own_secret)
+    return _with_secrets(config, own_secret, _names_to_redact(config, defaults))
 
 
 def _require_an_enabled_job(config: Config, declared: tuple[JobSpec, ...]) -> None:
@@ -178,8 +184,27 @@ def _daemon(table: TableReader) -> DaemonSettings:
     )
 
 
-def _with_secrets(config: Config, own_secret: set[Any]) -> Config:
-    """``config`` with the value of every secret it names; SecretError for a missing one."""
+def _names_to_redact(config: Config, defaults: dict[str, Any]) -> set[str]:
+    """Secret names the config mentions without needing them now: a disabled job's, and
+    ``[defaults] secret`` when no enabled HTTP job uses it (a config of Python jobs only).
+
+    A Python job may still read CRON_SECRET from its environment and quote it in an
+    exception; cronhost can only redact a value it knows, so it looks these up too.
+    """
+    names = {job.secret for job in config.jobs if job.secret}
+    names.update(name for job in config.jobs for name in job.body_secrets)
+    default = defaults.get("secret")
+    if isinstance(default, str) and SECRET_NAME.match(default):
+        names.add(default)
+    return names
+
+
+def _with_secrets(config: Config, own_secret: set[Any], to_redact: set[str]) -> Config:
+    """``config`` with the value of every secret it names; SecretError for a missing one.
+
+    The names in ``to_redact`` are looked up too where they are set, for redaction only:
+    their absence is no error.
+    """
     file = str(config.path)
     values: dict[str, str] = {}
     for job in config.jobs:
@@ -196,6 +221,13 @@ def _with_secrets(config: Config, own_secret: set[Any]) -> Config:
     heartbeat: HeartbeatSettings | None = config.heartbeat
     if heartbeat is not None and heartbeat.url_secret is not None:
         values[heartbeat.url_secret] = heartbeat.resolve_url(file)
+    for name in sorted(to_redact - values.keys()):
+        try:
+            value = find_secret(name)
+        except UnreadableSecret:
+            continue  # not needed now: the job that needs it says so when it is enabled
+        if value:
+            values[name] = value
     return Config(
         path=config.path, jobs=config.jobs, store=config.store, daemon=config.daemon,
         metrics=config.metrics, alerts=config.alerts, heartbeat=config.heartbeat,
