@@ -338,6 +338,36 @@ def test_the_run_details_list_the_attempts(tmp_path: Path) -> None:
     assert "sent, no answer" in third and third.lstrip().startswith("3")
 
 
+def test_at_80_columns_the_attempts_keep_every_column_but_the_request_id(
+    tmp_path: Path,
+) -> None:
+    store = make_store(tmp_path)
+    (run,) = [r for r in store.history("sync-mailboxes", limit=1)]
+    sent = run.scheduled_at
+    store.write_runs([], [], [
+        AttemptRow(run.id, 2, "req-two", sent, sent + timedelta(seconds=1), 429, 1000,
+                   "http_429", "HTTP 429 Too Many Requests", 2000),
+    ])
+
+    async def scenario() -> list[str]:
+        app = DashboardApp(store, Path(SHOWN_CONFIG), clock=lambda: NOW)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = RunDetailsScreen(run, store, clock=lambda: NOW)
+            app.push_screen(screen)
+            await until(pilot, lambda: screen.attempts is not None, "the attempts")
+            await pilot.pause()
+            return screen_lines(app.export_screenshot())
+
+    shown = asyncio.run(scenario())
+    header = next(line for line in shown if "sent at" in line)
+    # Whole words: at 80 columns they used to be cut to "stat…", "t…", "Retry-…".
+    assert all(word in header for word in ("#", "status", "took", "error kind", "Retry-After"))
+    assert "request id" not in header
+    second = next(line for line in shown if "http_429" in line)
+    assert all(word in second for word in ("HTTP 429", "1.0s", "2.0s"))
+    assert second.lstrip().startswith("2") and "…" not in second
+
+
 def test_a_sent_attempt_is_completed_by_its_end_and_a_crash_counts_what_was_sent(
     store: Store,
 ) -> None:

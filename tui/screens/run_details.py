@@ -13,7 +13,7 @@ from datetime import datetime
 
 from rich.table import Table
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -66,11 +66,17 @@ class RunDetailsScreen(Screen[None]):
         self.show(self.run)
         self.reload()  # the attempts are read in a worker, like every store read
 
+    def on_resize(self, event: events.Resize) -> None:
+        # The attempts table chooses its columns by width: draw it again for the new one.
+        self.query_one("#run-attempts", Static).update(
+            attempts_table(self.attempts, event.size.width))
+
     def show(self, run: RunRow) -> None:
         self.run = run
         self.query_one("#run-title", Static).update(title(run))
         self.query_one("#run-facts", Static).update(facts(run, self.clock()))
-        self.query_one("#run-attempts", Static).update(attempts_table(self.attempts))
+        self.query_one("#run-attempts", Static).update(
+            attempts_table(self.attempts, self.app.size.width))
         self.query_one("#run-text", Static).update(texts(run))
         self.refresh_bindings()  # "re-run" depends on how the run ended
 
@@ -143,25 +149,41 @@ def facts(run: RunRow, now: datetime) -> Table:
     return grid
 
 
-def attempts_table(attempts: list[AttemptRow] | None) -> Table | Text:
-    """One line per attempt: when it was sent, what came back, why it failed."""
+NARROW = 100  # below this many columns the attempts drop their request ids
+
+
+def attempts_table(attempts: list[AttemptRow] | None, width: int = NARROW) -> Table | Text:
+    """One line per attempt: when it was sent, what came back, why it failed.
+
+    Below NARROW columns the request ids (36 characters each) are left out and the
+    send time is shown as a time of day: with them, at 80 columns every other column
+    was cut to its first letters.
+    """
     if attempts is None:
         return Text("\nattempts: reading...", style="dim")
     if not attempts:
         return Text("\nattempts: none on record", style="dim")
+    narrow = width < NARROW
     table = Table(title="attempts", title_justify="left", title_style="bold underline",
                   box=None, padding=(0, 1, 0, 0), pad_edge=False)
-    for header in ("#", "sent at", "status", "took", "error kind", "Retry-After", "request id"):
-        table.add_column(header, no_wrap=True, overflow="ellipsis", style="" if header != "#"
-                         else "bold")
+    headers = ["#", "sent at", "status", "took", "error kind", "Retry-After"]
+    if not narrow:
+        headers.append("request id")
+    for header in headers:
+        table.add_column(header, no_wrap=True, overflow="ellipsis",
+                         style="bold" if header == "#" else "")
     for attempt in attempts:
-        table.add_row(
-            str(attempt.attempt), when(attempt.sent_at), _attempt_status(attempt),
+        sent = (attempt.sent_at.strftime("%H:%M:%S.%f")[:-3] if narrow and attempt.sent_at
+                else when(attempt.sent_at))
+        cells: list[str | Text] = [
+            str(attempt.attempt), sent, _attempt_status(attempt),
             duration_ms(attempt.duration_ms),
             Text(attempt.error_kind or "-", style="red" if attempt.error_kind else "dim"),
             duration_ms(attempt.retry_after_ms) if attempt.retry_after_ms is not None else "-",
-            attempt.request_id or "-",
-        )
+        ]
+        if not narrow:
+            cells.append(attempt.request_id or "-")
+        table.add_row(*cells)
     return table
 
 
