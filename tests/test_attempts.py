@@ -23,7 +23,7 @@ import pytest
 from jobs.attempts import AttemptRecord
 from jobs.http import HttpJobRunner, HttpRequest
 from jobs.outcome import Outcome, RunStatus
-from scheduler.store import Store
+from scheduler.store import RunRow, Store
 from scheduler.store.attempts import AttemptRow
 from tests.daemon_harness import SECRET, DaemonProcess, cli, cli_json, write_config
 from tests.endpoint_server import EndpointServer, Fault
@@ -308,6 +308,20 @@ def test_retention_deletes_the_attempts_of_pruned_runs(tmp_path: Path) -> None:
     store.dispose()
 
 
+def run_details_lines(store: Store, run: RunRow, size: tuple[int, int]) -> list[str]:
+    """The run details screen of ``run`` as text lines, once its attempts are read."""
+    async def scenario() -> list[str]:
+        app = DashboardApp(store, Path(SHOWN_CONFIG), clock=lambda: NOW)
+        async with app.run_test(size=size) as pilot:
+            screen = RunDetailsScreen(run, store, clock=lambda: NOW)
+            app.push_screen(screen)
+            await until(pilot, lambda: screen.attempts is not None, "the attempts")
+            await pilot.pause()
+            return screen_lines(app.export_screenshot())
+
+    return asyncio.run(scenario())
+
+
 def test_the_run_details_list_the_attempts(tmp_path: Path) -> None:
     store = make_store(tmp_path)
     (run,) = [r for r in store.history("sync-mailboxes", limit=1)]
@@ -319,16 +333,7 @@ def test_the_run_details_list_the_attempts(tmp_path: Path) -> None:
         AttemptRow(run.id, 3, "req-three", sent + timedelta(seconds=3)),
     ])
 
-    async def scenario() -> list[str]:
-        app = DashboardApp(store, Path(SHOWN_CONFIG), clock=lambda: NOW)
-        async with app.run_test(size=(120, 40)) as pilot:
-            screen = RunDetailsScreen(run, store, clock=lambda: NOW)
-            app.push_screen(screen)
-            await until(pilot, lambda: screen.attempts is not None, "the attempts")
-            await pilot.pause()
-            return screen_lines(app.export_screenshot())
-
-    shown = asyncio.run(scenario())
+    shown = run_details_lines(store, run, (120, 40))
     header = next(line for line in shown if "sent at" in line)
     assert all(word in header for word in ("#", "status", "took", "error kind", "Retry-After"))
     first, second, third = (line for line in shown if "09:00:0" in line and "Z" in line
@@ -349,16 +354,7 @@ def test_at_80_columns_the_attempts_keep_every_column_but_the_request_id(
                    "http_429", "HTTP 429 Too Many Requests", 2000),
     ])
 
-    async def scenario() -> list[str]:
-        app = DashboardApp(store, Path(SHOWN_CONFIG), clock=lambda: NOW)
-        async with app.run_test(size=(80, 24)) as pilot:
-            screen = RunDetailsScreen(run, store, clock=lambda: NOW)
-            app.push_screen(screen)
-            await until(pilot, lambda: screen.attempts is not None, "the attempts")
-            await pilot.pause()
-            return screen_lines(app.export_screenshot())
-
-    shown = asyncio.run(scenario())
+    shown = run_details_lines(store, run, (80, 24))
     header = next(line for line in shown if "sent at" in line)
     # Whole words: at 80 columns they used to be cut to "stat…", "t…", "Retry-…".
     assert all(word in header for word in ("#", "status", "took", "error kind", "Retry-After"))
