@@ -502,12 +502,12 @@ def test_a_running_daemon_refuses_hostile_reloads_and_keeps_its_jobs(
     daemon = DaemonProcess(config, tmp_path / "daemon.log")
     daemons.append(daemon)
     daemon.wait_started()
-    daemon.wait_action("run.finish", job="tick")
+    daemon.wait_action("run.finish", job="tick", timeout=60)
     last = list(HOSTILE_RELOADS)[-1]
     for count, (case, (text, job_id, field)) in enumerate(HOSTILE_RELOADS.items(), start=1):
         config.write_text(text, encoding="utf-8")
         daemon.signal(signal.SIGHUP)
-        failure = daemon.wait_action("config.reload_failed", count=count)[-1]
+        failure = daemon.wait_action("config.reload_failed", count=count, timeout=60)[-1]
         error = failure["error"]
         assert "Traceback" not in error and error.startswith(str(config)), (case, error)
         if job_id:
@@ -519,7 +519,7 @@ def test_a_running_daemon_refuses_hostile_reloads_and_keeps_its_jobs(
             assert daemon_row["up"] and daemon_row["config_error"] == error, case
     # Still the old config: the job keeps running and nothing was removed.
     finished = len(daemon.wait_action("run.finish", job="tick"))
-    daemon.wait_action("run.finish", count=finished + 2, job="tick")
+    daemon.wait_action("run.finish", count=finished + 2, job="tick", timeout=60)
     assert not [r for r in daemon.records() if r.get("action") == "config.reloaded"]
     config.write_text(GOOD, encoding="utf-8")
     jobs = {row["job_id"]: row for row in _status(tmp_path)["jobs"]}
