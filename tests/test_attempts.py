@@ -76,15 +76,21 @@ def trigger_and_wait(config: Path, job_id: str) -> dict[str, Any]:
     return dict(row)
 
 
+def started_daemon(config: Path, tmp_path: Path, daemons: list[DaemonProcess]) -> DaemonProcess:
+    """The daemon on ``config``, started, and stopped by the fixture whatever happens."""
+    daemon = DaemonProcess(config, tmp_path / "daemon.log")
+    daemons.append(daemon)
+    daemon.wait_started()
+    return daemon
+
+
 @pytest.mark.slow
 def test_a_500_then_a_200_leaves_two_attempts_in_the_store_and_in_history_json(
     tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess]
 ) -> None:
     endpoint.program("/flaky", Fault.status(500))
     config = write_config(tmp_path, job("flaky"), base_url=endpoint.url)
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
 
     row = trigger_and_wait(config, "flaky")
 
@@ -153,9 +159,7 @@ def test_a_retry_after_that_was_honoured_is_on_record(
 ) -> None:
     endpoint.program("/limited", Fault.rate_limited(1))
     config = write_config(tmp_path, job("limited"), base_url=endpoint.url)
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
 
     row = trigger_and_wait(config, "limited")
 
@@ -202,9 +206,7 @@ def test_data_is_the_endpoints_json_value_and_error_is_cronhosts_reason_only(
     endpoint.set_default("/refused", Fault.success_false("no leads source configured"))
     config = write_config(tmp_path, job("report") + job("counts") + job("broken", retries=0)
                           + job("refused"), base_url=endpoint.url)
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
 
     report, counts = trigger_and_wait(config, "report"), trigger_and_wait(config, "counts")
     broken, refused = trigger_and_wait(config, "broken"), trigger_and_wait(config, "refused")
@@ -251,9 +253,7 @@ def test_an_attempts_error_is_redacted_like_the_runs(
     config = write_config(tmp_path, job("fine") + '[[jobs]]\nid = "leaky"\n'
                           'call = "tests.sample_callables:leaks_the_secret"\n'
                           'schedule = "0 0 1 1 *"\n')
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
 
     row = trigger_and_wait(config, "leaky")
     assert daemon.stop() == 0
@@ -275,9 +275,7 @@ def test_a_secret_no_enabled_job_needs_is_redacted_too(
     config = write_config(tmp_path, '[[jobs]]\nid = "leaky"\n'
                           'call = "tests.sample_callables:leaks_the_secret"\n'
                           'schedule = "0 0 1 1 *"\n')
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
 
     row = trigger_and_wait(config, "leaky")
     assert daemon.stop() == 0
