@@ -160,6 +160,9 @@ class Daemon(Leadership, DaemonControl):
         """
         timeout = self._next_timer() - asyncio.get_running_loop().time()
         if timeout <= 0 or self.stop_requested.is_set():
+            # tick() itself never yields: without this a timer that stays due would spin
+            # the loop with nothing else running (no run, no signal, no store reply).
+            await asyncio.sleep(0)
             return
         waits = [asyncio.ensure_future(self.nudged.wait()),
                  asyncio.ensure_future(self.stop_requested.wait())]
@@ -177,8 +180,8 @@ class Daemon(Leadership, DaemonControl):
         # One wake-up serves the heartbeat and the watchdog: both are due at least this often.
         now = asyncio.get_running_loop().time()
         due = [self._last_tick + interval]
-        if self.reload_requested and self.leading:
-            due.append(self._reload_retry_at)
+        if self.reload_requested and self.leading and not self._reloading():
+            due.append(self._reload_retry_at)  # a running reload nudges the loop when done
         if self._store_down_since is not None:
             due.append(now + STORE_RETRY_SECONDS)
         if self.config.daemon.watch_config:
@@ -351,9 +354,15 @@ class Daemon(Leadership, DaemonControl):
                 self._store_unavailable(exc, asyncio.get_running_loop().time())
                 return
 
+    def _reloading(self) -> bool:
+        return self._reload_task is not None and not self._reload_task.done()
+
     def _start_reload(self) -> None:
-        """A reload runs beside the main loop, so the watchdog and commands keep going."""
-        if self._reload_task is not None and not self._reload_task.done():
+        """A reload runs beside the main loop, so the watchdog and commands keep going.
+
+        A request that comes meanwhile stays requested: one more reload follows this one.
+        """
+        if self._reloading():
             return
         self.reload_requested = False
         self._reload_task = asyncio.get_running_loop().create_task(self.reload(), name="reload")
