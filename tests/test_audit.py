@@ -117,6 +117,10 @@ def test_a_failed_reload_is_in_the_log_without_the_secret_pasted_into_the_config
     assert "[REDACTED]" in failed[0]["detail"]["error"]
     assert failed[1]["detail"]["via"] == "signal or file change"
     assert failed[0]["detail"]["via"] == "cli"
+    # The error names a job the daemon runs: `log --job` finds the failure under it.
+    assert {row["job_id"] for row in failed} == {"sync-mailboxes"}
+    assert [row["kind"] for row in events(config, "--job", "sync-mailboxes")].count(
+        "config.reload_failed") == 2
     assert daemon.stop() == 0
 
     store_bytes = b"".join(path.read_bytes() for path in tmp_path.glob("cronhost.db*")

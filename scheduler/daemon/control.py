@@ -94,7 +94,7 @@ class DaemonControl:
             new = await asyncio.to_thread(load_config, self.config.path)
             self._refuse_restart_only_changes(new)
         except ConfigError as exc:
-            await self._reload_failed(str(exc), asked)
+            await self._reload_failed(str(exc), asked, self._known_job(exc.job))
             return None
         except Exception as exc:  # noqa: BLE001 - nothing in a config file may stop the daemon
             await self._reload_failed(
@@ -159,7 +159,13 @@ class DaemonControl:
                 extra={"action": "config.needs_restart", "field": "daemon.max_in_flight"},
             )
 
-    async def _reload_failed(self, error: str, asked: Command | None = None) -> None:
+    def _known_job(self, job_id: str | None) -> str | None:
+        """The job an error names, if it is one the daemon runs (`cronhost log --job` finds
+        the event under it); an id only the broken file has is left in the message."""
+        return job_id if any(spec.id == job_id for spec in self.config.jobs) else None
+
+    async def _reload_failed(self, error: str, asked: Command | None = None,
+                             job_id: str | None = None) -> None:
         # A config error may quote the file, and a file may hold a pasted token: the
         # running config's secrets (and any Bearer value) go before it is kept anywhere.
         error = redact(error, self.config.secrets.values_for_redaction())
@@ -168,20 +174,21 @@ class DaemonControl:
             extra={"action": "config.reload_failed", "error": error},
         )
         try:
-            await self.store_thread.call(self._record_reload_failure, error, asked)
+            await self.store_thread.call(self._record_reload_failure, error, asked, job_id)
         except SQLAlchemyError as exc:
             log.error("could not record the reload error in the store",
                       extra={"action": "store.error", "error": first_line(exc)})
         self.notifier.ready(self.status_line())
 
-    def _record_reload_failure(self, error: str, asked: Command | None) -> None:
+    def _record_reload_failure(self, error: str, asked: Command | None,
+                               job_id: str | None = None) -> None:
         self.store.record_config_error(self.daemon_id, error)
         actor, how = _asker(asked)
         self.store.add_event(
             "config.reload_failed",
             f"config reload by {actor} ({how}) failed, the previous config runs: "
             f"{error.splitlines()[0] if error else error}",
-            actor=actor, daemon_id=self.daemon_id,
+            job_id=job_id, actor=actor, daemon_id=self.daemon_id,
             detail={"error": error, "path": str(self.config.path), "via": how,
                     "command_id": asked.id if asked else None})
 
