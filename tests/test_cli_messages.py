@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from scheduler.config import load_config
+from scheduler.config.diff import ConfigDiff
 from scheduler.daemon.control import job_state_rows
-from scheduler.store import JobRow, Store
-from scheduler.views.job_changes import job_changes
+from scheduler.store import Store
 from tests.daemon_harness import DaemonProcess, cli, write_config
 
 JOBS = """
@@ -116,23 +116,30 @@ schedule = "0 7 * * 1"
     assert result.returncode == 0, result.stderr
     lines = [line.strip() for line in result.stdout.splitlines()]
     assert "added: new-report" in lines
-    assert "rescheduled: sync-mailboxes (*/5 * * * * -> */10 * * * *)" in lines
+    assert "changed: sync-mailboxes (*/5 * * * * → */10 * * * *)" in lines
     assert "removed: old-report" in lines
     assert "digest" not in result.stdout  # unchanged jobs are counted, not named
+
+    # A second reload reports its own changes only: the file now disables one job.
+    config.write_text(config.read_text().replace('schedule = "0 7 * * 1"',
+                                                 'schedule = "0 7 * * 1"\nenabled = false'))
+    again = cli(config, "reload", timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert [line.strip() for line in again.stdout.splitlines()][1:] == [
+        "changed: new-report (disabled)"]
     assert daemon.stop() == 0
 
 
-def _row(job_id: str, schedule: str = "* * * * *") -> JobRow:
-    return JobRow(job_id=job_id, kind="http", schedule=schedule, timezone="UTC", target="",
-                  description="", enabled=True, paused=False, removed=False,
-                  consecutive_failures=0, last_success_at=None, next_run_at=None)
-
-
 def test_a_reload_of_many_jobs_names_ten_of_each_kind_and_counts_the_rest() -> None:
-    before = [_row(f"kept-{i:02d}") for i in range(12)]
-    after = [_row(f"kept-{i:02d}", "*/2 * * * *") for i in range(12)]
-    after += [_row(f"new-{i:02d}") for i in range(3)]
-    lines = job_changes(before, after).lines()
+    diff = ConfigDiff(
+        added=[{"job": f"new-{i:02d}"} for i in range(3)],
+        changed=[{"job": f"kept-{i:02d}", "fields": ["schedule"], "old_schedule": "* * * * *",
+                  "new_schedule": "*/2 * * * *"} for i in range(12)],
+    )
+    lines = ConfigDiff.from_json(diff.to_json()).lines()  # as `cronhost reload` reads it back
     assert lines[0] == "added: new-00, new-01, new-02"
-    assert lines[1].startswith("rescheduled: kept-00 (* * * * * -> */2 * * * *), ")
-    assert lines[1].endswith("kept-09 (* * * * * -> */2 * * * *) and 2 more")
+    assert lines[1].startswith("changed: kept-00 (* * * * * → */2 * * * *), ")
+    assert lines[1].endswith("kept-09 (* * * * * → */2 * * * *) and 2 more")
+    assert len(lines) == 2
+    # The audit log's one line names fewer.
+    assert diff.summary().endswith("kept-02 (* * * * * → */2 * * * *) and 9 more")

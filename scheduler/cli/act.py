@@ -21,10 +21,10 @@ from scheduler.cli.common import (
     wait_for_command,
 )
 from scheduler.config import load_config
+from scheduler.config.diff import ConfigDiff
 from scheduler.errors import ConfigError, NotRunningError, UsageError
 from scheduler.store import RunRow, Store
 from scheduler.store.rows import iso, trigger_waited_for
-from scheduler.views.job_changes import job_changes
 from scheduler.views.text import duration_ms, when
 
 
@@ -146,7 +146,6 @@ def cmd_reload(args: argparse.Namespace) -> int:
     store = open_store(args)
     if daemon_up(store) is None:
         raise NotRunningError("the daemon is not running; nothing to reload")
-    before = store.jobs(include_removed=True)
     command_id = store.add_command("reload", None)
     command = wait_for_command(store, command_id, timeout=15.0)
     if command is None:
@@ -158,6 +157,9 @@ def cmd_reload(args: argparse.Namespace) -> int:
         error = info.config_error if info is not None and info.config_error else command.result
         raise ConfigError(f"reload failed, the daemon keeps its previous config: {error}")
     print(f"reloaded: {command.result}")
-    for line in job_changes(before, store.jobs(include_removed=True)).lines():
-        print(f"  {line}")
+    # What the daemon recorded for this very reload: a SIGHUP meanwhile is not mixed in.
+    event = store.reload_event(command_id)
+    if event is not None and event.detail is not None:
+        for line in ConfigDiff.from_json(event.detail).lines():
+            print(f"  {line}")
     return EXIT_OK

@@ -1,4 +1,5 @@
-"""What a reload changed, job by job: the diff the audit log records (`config.reloaded`).
+"""What a reload changed, job by job: the diff the audit log records (`config.reloaded`)
+and `cronhost reload` prints back from that record.
 
 The engine's own diff (``scheduler.engine.sync.Changes``) knows only what it had to
 touch; this one names every job added, changed or removed, with the old and new
@@ -9,6 +10,7 @@ business of a log line.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -19,7 +21,8 @@ __all__ = ["ConfigDiff", "diff_configs"]
 # Timing fields all show as "schedule"; the others by their name in config.toml.
 _TIMING = ("schedule", "every", "timezone")
 _NAMES = {"json_body_text": "body", "body_secrets": "body", "call": "call", "url": "url"}
-SHOWN_NAMES = 3  # jobs named in the one-line summary per kind of change
+SHOWN_IN_SUMMARY = 3  # jobs named per kind of change in the audit log's one line
+SHOWN_PER_LINE = 10  # ... and in `cronhost reload`'s line per kind; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -41,25 +44,26 @@ class ConfigDiff:
     def to_json(self) -> dict[str, Any]:
         return {"added": self.added, "changed": self.changed, "removed": self.removed}
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ConfigDiff:
+        """Back from an event's detail (`cronhost reload` prints what the daemon recorded)."""
+        return cls(**{kind: [entry for entry in data.get(kind) or [] if isinstance(entry, dict)]
+                      for kind in ("added", "changed", "removed")})
+
     def summary(self) -> str:
-        """One line: which jobs were added, changed (with the schedule move), removed."""
-        if self.empty:
-            return "no job changed"
-        parts = []
-        if self.added:
-            parts.append("added " + _names([entry["job"] for entry in self.added]))
-        if self.changed:
-            shown = []
-            for entry in self.changed:
-                if "old_schedule" in entry:
-                    shown.append(f"{entry['job']} ({entry['old_schedule']} → "
-                                 f"{entry['new_schedule']})")
-                else:
-                    shown.append(f"{entry['job']} ({', '.join(entry['fields'])})")
-            parts.append("changed " + _names(shown))
-        if self.removed:
-            parts.append("removed " + _names([entry["job"] for entry in self.removed]))
-        return "; ".join(parts)
+        """One line for the audit log: the jobs added, changed (the schedule's move), removed."""
+        parts = self._parts(SHOWN_IN_SUMMARY)
+        return "; ".join(f"{kind} {names}" for kind, names in parts) or "no job changed"
+
+    def lines(self) -> list[str]:
+        """`cronhost reload`'s lines: one per kind of change, e.g. ``changed: a (x → y)``."""
+        return [f"{kind}: {names}" for kind, names in self._parts(SHOWN_PER_LINE)]
+
+    def _parts(self, shown: int) -> list[tuple[str, str]]:
+        entries = (("added", [entry["job"] for entry in self.added]),
+                   ("changed", [_change(entry) for entry in self.changed]),
+                   ("removed", [entry["job"] for entry in self.removed]))
+        return [(kind, _names(names, shown)) for kind, names in entries if names]
 
 
 def diff_configs(old: Config, new: Config) -> ConfigDiff:
@@ -106,7 +110,15 @@ def _when(spec: JobSpec) -> str:
     return spec.schedule_text + (f" {spec.timezone}" if spec.timezone != "UTC" else "")
 
 
-def _names(items: list[str]) -> str:
-    if len(items) <= SHOWN_NAMES:
+def _change(entry: Mapping[str, Any]) -> str:
+    if "old_schedule" in entry:
+        return f"{entry['job']} ({entry['old_schedule']} → {entry['new_schedule']})"
+    if entry.get("fields") == ["enabled"]:
+        return f"{entry['job']} ({'enabled' if entry.get('enabled') else 'disabled'})"
+    return f"{entry['job']} ({', '.join(entry.get('fields') or [])})"
+
+
+def _names(items: list[str], shown: int) -> str:
+    if len(items) <= shown:
         return ", ".join(items)
-    return f"{', '.join(items[:SHOWN_NAMES])} and {len(items) - SHOWN_NAMES} more"
+    return f"{', '.join(items[:shown])} and {len(items) - shown} more"

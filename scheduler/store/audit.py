@@ -30,6 +30,9 @@ __all__ = ["AuditTable", "EventRow", "Actor", "insert_command_event", "insert_ev
 
 # The kernel's "no login uid" ((uid_t) -1): a process no login session started.
 _NO_LOGINUID = 4294967295
+# `cronhost reload` looks for its reload's event among the newest few: the daemon wrote it a
+# moment ago, and a file watch or SIGHUP adds at most one more each time.
+RELOADS_SEARCHED = 20
 _DONE = {"pause": "paused", "resume": "resumed", "trigger": "triggered", "reload": "reloaded"}
 
 
@@ -165,6 +168,18 @@ class AuditTable:
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [_event(row) for row in rows]
+
+    def reload_event(self, command_id: int) -> EventRow | None:
+        """The `config.reloaded` event of one reload command, if the daemon recorded one."""
+        query = (select(events).where(events.c.kind == "config.reloaded")
+                 .order_by(events.c.id.desc()).limit(RELOADS_SEARCHED))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        for row in rows:
+            event = _event(row)
+            if event.detail is not None and event.detail.get("command_id") == command_id:
+                return event
+        return None
 
     def prune_events(self, before: datetime) -> int:
         """Delete events older than ``before`` (retention, with the runs)."""

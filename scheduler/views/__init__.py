@@ -3,7 +3,6 @@
     status.py  JobStatus: one row per job, from the store (or the config before a first run)
     report.py  JobReport: a job's numbers over a window (`cronhost report`, the trends)
     text.py    aligned tables and human times for the CLI and the dashboard
-    job_changes.py  what a reload changed, by job name (`cronhost reload`)
 """
 
 from __future__ import annotations
