@@ -131,3 +131,11 @@ class DaemonProcess:
             return self.process.wait(timeout)
         finally:
             self._log.close()
+
+
+def started_daemon(config: Path, tmp_path: Path, daemons: list[DaemonProcess]) -> DaemonProcess:
+    """The daemon on ``config``, started; the ``daemons`` fixture kills it whatever happens."""
+    daemon = DaemonProcess(config, tmp_path / "daemon.log")
+    daemons.append(daemon)
+    daemon.wait_started()
+    return daemon

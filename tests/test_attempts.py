@@ -25,7 +25,7 @@ from jobs.http import HttpJobRunner, HttpRequest
 from jobs.outcome import Outcome, RunStatus
 from scheduler.store import RunRow, Store
 from scheduler.store.attempts import AttemptRow
-from tests.daemon_harness import SECRET, DaemonProcess, cli, cli_json, write_config
+from tests.daemon_harness import SECRET, DaemonProcess, cli, cli_json, started_daemon, write_config
 from tests.endpoint_server import EndpointServer, Fault
 from tests.test_tui import until
 from tests.test_tui_fixtures import NOW, SHOWN_CONFIG, make_store
@@ -74,14 +74,6 @@ def trigger_and_wait(config: Path, job_id: str) -> dict[str, Any]:
     assert result.returncode in (0, 1), result.stderr
     (row,) = [r for r in cli_json(config, "history", job_id) if r["trigger"] == "manual"]
     return dict(row)
-
-
-def started_daemon(config: Path, tmp_path: Path, daemons: list[DaemonProcess]) -> DaemonProcess:
-    """The daemon on ``config``, started, and stopped by the fixture whatever happens."""
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
-    return daemon
 
 
 @pytest.mark.slow

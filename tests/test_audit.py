@@ -13,7 +13,7 @@ import pytest
 
 from scheduler.config import load_config
 from scheduler.config.diff import diff_configs
-from tests.daemon_harness import SECRET, DaemonProcess, cli, cli_json, write_config
+from tests.daemon_harness import SECRET, DaemonProcess, cli, cli_json, started_daemon, write_config
 from tests.endpoint_server import EndpointServer
 from tests.test_redact import leaks
 
@@ -48,9 +48,7 @@ def test_a_pause_from_the_cli_and_a_reload_appear_in_the_log_with_user_host_and_
     tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess],
 ) -> None:
     config = write_config(tmp_path, JOBS, base_url=endpoint.url)
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
 
     assert cli(config, "pause", "sync-mailboxes").returncode == 0
     daemon.wait_action("job.pause", job="sync-mailboxes")
@@ -99,9 +97,7 @@ def test_a_failed_reload_is_in_the_log_without_the_secret_pasted_into_the_config
     tmp_path: Path, endpoint: EndpointServer, daemons: list[DaemonProcess],
 ) -> None:
     config = write_config(tmp_path, JOBS, base_url=endpoint.url)
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
 
     # The token pasted where a schedule goes: the loader's error quotes the field's value.
     config.write_text(config.read_text().replace('"*/5 * * * *"', f'"{SECRET}"'))

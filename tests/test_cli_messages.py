@@ -14,7 +14,7 @@ from scheduler.config import load_config
 from scheduler.config.diff import ConfigDiff
 from scheduler.daemon.control import job_state_rows
 from scheduler.store import Store
-from tests.daemon_harness import DaemonProcess, cli, write_config
+from tests.daemon_harness import DaemonProcess, cli, started_daemon, write_config
 
 JOBS = """
 [[jobs]]
@@ -101,9 +101,7 @@ id = "old-report"
 path = "/api/cron/old-report"
 schedule = "0 6 * * 1"
 """)
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
     text = config.read_text().replace('"*/5 * * * *"', '"*/10 * * * *"')
     text = text[:text.index('[[jobs]]\nid = "old-report"')] + """[[jobs]]
 id = "new-report"

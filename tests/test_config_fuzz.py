@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from scheduler.cli.main import main
 from scheduler.config import load_config, parse_config
 from scheduler.errors import ConfigError
-from tests.daemon_harness import DaemonProcess, cli_env, cli_json
+from tests.daemon_harness import DaemonProcess, cli_env, cli_json, started_daemon
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "f3Kq9ZxR2mLw8PvT4nYb7HcJ"
@@ -500,9 +500,7 @@ def test_a_running_daemon_refuses_hostile_reloads_and_keeps_its_jobs(
 ) -> None:
     config = tmp_path / "config.toml"
     config.write_text(GOOD, encoding="utf-8")
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
     daemon.wait_action("run.finish", job="tick", timeout=60)
     last = list(HOSTILE_RELOADS)[-1]
     for count, (case, (text, job_id, field)) in enumerate(HOSTILE_RELOADS.items(), start=1):
@@ -548,9 +546,7 @@ def test_a_burst_of_sighups_during_a_reload_leaves_the_daemon_running(
     # spin without yielding: jobs stopped, SIGTERM went unheard and memory grew by 100 MB/s.
     config = tmp_path / "config.toml"
     config.write_text(GOOD, encoding="utf-8")
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
     daemon.wait_action("run.finish", job="tick", timeout=60)
     config.write_text(GOOD + "timeout = nan\n", encoding="utf-8")
     for _ in range(300):

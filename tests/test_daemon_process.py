@@ -17,6 +17,7 @@ from tests.daemon_harness import (
     cli,
     cli_json,
     hanging_job_config,
+    started_daemon,
     write_config,
 )
 from tests.endpoint_server import EndpointServer, Fault
@@ -43,9 +44,7 @@ id = "greeter"
 call = "tests.sample_callables:greet"
 every = "1s"
 """, base_url=endpoint.url)
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
     daemon.wait_action("run.finish", count=4, job="email-queue")
     daemon.wait_action("run.finish", count=2, job="greeter")
     assert daemon.stop() == 0
@@ -99,9 +98,7 @@ every = "1s"
 timeout = "5s"
 deadline = "5s"
 """, base_url=endpoint.url)
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
     daemon.wait_action("run.skipped", count=2)
     daemon.wait_action("run.finish", count=1)
     assert daemon.stop() == 0
@@ -119,9 +116,7 @@ id = "nightly"
 path = "/api/cron/nightly"
 schedule = "0 3 * * *"
 """, base_url=endpoint.url)
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
     result = cli(config, "trigger", "nightly", "--wait", "--json")
     assert result.returncode == 0, result.stderr
     assert '"status": "ok"' in result.stdout and '"trigger": "manual"' in result.stdout
@@ -175,9 +170,7 @@ schedule = "0 0 1 1 *"
 timeout = "5s"
 deadline = "5s"
 """, base_url=endpoint.url)
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
     assert cli(config, "trigger", "work").returncode == 0
     daemon.wait_action("run.start")
     daemon.signal(stop_signal)

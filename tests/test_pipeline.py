@@ -25,7 +25,7 @@ from scheduler.store import Store
 from scheduler.store.batch import FinishedRun
 from scheduler.store.doorbell import socket_path
 from scheduler.store.worker import StoreThread
-from tests.daemon_harness import DaemonProcess, cli, cli_json, write_config
+from tests.daemon_harness import DaemonProcess, cli, cli_json, started_daemon, write_config
 from tests.endpoint_server import EndpointServer, Fault
 
 
@@ -188,9 +188,7 @@ timeout = "2s"
 deadline = "2s"
 retries = 0
 """, base_url=endpoint.url)
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
     assert cli(config, "trigger", "busy").returncode == 0
     endpoint.wait_for_requests("/busy", 1, timeout=15)
     assert cli(config, "trigger", "quick").returncode == 0
@@ -229,9 +227,7 @@ def test_a_command_reaches_an_idle_daemon_by_its_doorbell_and_without_it_at_the_
     config = write_config(tmp_path, '[daemon]\nheartbeat_interval = "15s"\n'
                                     '[[jobs]]\nid = "quiet"\ncall = "jobs.builtin:noop"\n'
                                     'schedule = "0 0 1 1 *"\n')
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
     bell = socket_path(Store(f"sqlite:///{tmp_path / 'cronhost.db'}").engine)
     assert bell is not None and bell.exists()
 

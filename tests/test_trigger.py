@@ -22,7 +22,15 @@ import pytest
 
 from scheduler.run.turns import GRACE, JobTurns
 from scheduler.views.text import when
-from tests.daemon_harness import REPO, DaemonProcess, cli, cli_env, cli_json, write_config
+from tests.daemon_harness import (
+    REPO,
+    DaemonProcess,
+    cli,
+    cli_env,
+    cli_json,
+    started_daemon,
+    write_config,
+)
 from tests.endpoint_server import EndpointServer, Fault
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -71,9 +79,7 @@ every = "1s"
 timeout = "50s"
 deadline = "60s"
 """, base_url=endpoint.url)
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
     endpoint.wait_for_requests("/work", 1, timeout=PATIENCE)
     (scheduled,) = [row for row in history(config, "work") if row["status"] == "running"]
     assert scheduled["trigger"] == "schedule"
@@ -156,9 +162,7 @@ schedule = "0 0 1 1 *"
 timeout = "50s"
 deadline = "60s"
 """, base_url=endpoint.url, extra='[daemon]\nshutdown_timeout = "120s"\n')
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
     assert cli(config, "trigger", "work").returncode == 0  # the run that is in flight
     endpoint.wait_for_requests("/work", 1, timeout=PATIENCE)
     waiting = trigger_in_background(config, "work")
@@ -183,9 +187,7 @@ id = "nightly"
 path = "/nightly"
 schedule = "0 3 * * *"
 """, base_url=endpoint.url)
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
-    daemons.append(daemon)
-    daemon.wait_started()
+    daemon = started_daemon(config, tmp_path, daemons)
     ok = cli_json(config, "trigger", "nightly", "--wait")
     endpoint.program("/nightly", Fault.status(401))  # not retried: one failed attempt
     failed = cli(config, "trigger", "nightly", "--wait", "--json")
