@@ -205,6 +205,10 @@ schedule = "0 3 * * *"
     assert again.returncode == 0, again.stderr
     keys = [request.headers["idempotency-key"] for request in endpoint.requests("/nightly")]
     assert keys[2] == keys[0] and keys[3] == keys[1]  # the re-runs reuse their slots' keys
+    # The failed slot's re-run went ok: the slot ran ok, whichever row says so.
+    twice = cli(config, "trigger", "nightly", "--slot", failed_slot)
+    assert twice.returncode == 2 and "already ran ok" in twice.stderr, twice.stderr
+    assert len(endpoint.requests("/nightly")) == 4
     assert daemon.stop() == 0
 
 

@@ -21,6 +21,7 @@ from jobs.outcome import RunStatus
 from scheduler.store import Store
 from scheduler.store.schema import commands, daemons, job_state, schema_version
 from tests.test_tui_fixtures import (
+    DAEMON_ID,
     JOB_IDS,
     NOW,
     empty_store,
@@ -171,6 +172,40 @@ def test_run_details_re_runs_a_failed_slot_under_its_own_key(tmp_path: Path) -> 
         with store.engine.connect() as conn:
             (row,) = conn.execute(select(commands.c.kind, commands.c.job_id, commands.c.slot))
         assert tuple(row) == ("trigger", "sync-mailboxes", details.run.scheduled_at)
+
+    drive(store, scenario)
+
+
+def test_t_on_a_slot_that_ran_ok_says_how_to_force_it_and_sends_nothing(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    (failed,) = [row for row in store.history("sync-mailboxes", limit=20)
+                 if row.status == "failed"]
+    # The failed slot was re-run by hand under its own key, and that went ok.
+    rerun = store.claim(job_id="sync-mailboxes", trigger="manual",
+                        scheduled_at=failed.scheduled_at + timedelta(minutes=1),
+                        idempotency_key=failed.idempotency_key, daemon_id=DAEMON_ID,
+                        started_at=failed.scheduled_at + timedelta(minutes=1))
+    assert rerun is not None
+    store.finish(rerun, ok("synced 4"), failed.scheduled_at + timedelta(minutes=1, seconds=2))
+
+    async def scenario(app: DashboardApp, pilot: Pilot[None]) -> None:
+        await select_job(app, pilot, "sync-mailboxes")
+        dashboard(app).history.focus()
+        for status, expected in (("ok", "this slot ran ok"),
+                                 ("failed", "a re-run of this slot ran ok")):
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RunDetailsScreen), "details")
+            details = app.screen
+            assert isinstance(details, RunDetailsScreen) and details.run.status == status
+            await pilot.press("t")
+            await until(pilot, lambda expected=expected: any(expected in n for n in notices(app)), expected)
+            assert any("--force" in n and details.run.scheduled_at.isoformat() in n
+                       for n in notices(app))
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, DashboardScreen), "back")
+            dashboard(app).history.focus()  # a closed screen gives the focus to the jobs
+            await pilot.press("down")  # from the re-run (newest) to the failed slot
+        assert command_rows(store) == []
 
     drive(store, scenario)
 

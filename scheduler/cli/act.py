@@ -110,7 +110,7 @@ def recorded_slot(store: Store, job_id: str, text: str, *, force: bool = False) 
             f"no recorded slot {slot.isoformat()} for job {job_id!r}; "
             f"`cronhost history {job_id}` lists its slots"
         )
-    if not force and any(row.status == RunStatus.OK.value for row in rows):
+    if not force and store.ran_ok_under_key(job_id, rows[0].idempotency_key, slot):
         raise UsageError(
             f"slot {slot.isoformat()} of job {job_id!r} already ran ok; running it again "
             "repeats its work under the same Idempotency-Key: add --force if that is what "

@@ -256,6 +256,18 @@ class RunsTable:
         with self.engine.connect() as conn:
             return [run_from_row(row) for row in conn.execute(query).mappings()]
 
+    def ran_ok_under_key(self, job_id: str, key: str, since: datetime) -> bool:
+        """Whether any run of ``job_id`` since ``since`` ended ok under this Idempotency-Key:
+        the slot's own run or a re-run of it (`trigger --slot` reuses the slot's key)."""
+        query = (
+            select(runs.c.id)
+            .where(runs.c.job_id == job_id, runs.c.scheduled_at >= since,
+                   runs.c.idempotency_key == key, runs.c.status == RunStatus.OK.value)
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
     def latest_runs(self, job_ids: Iterable[str]) -> dict[str, RunRow]:
         """The newest run of each job (one indexed lookup per job, cheap at any history size).
 

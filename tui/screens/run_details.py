@@ -94,27 +94,47 @@ class RunDetailsScreen(Screen[None]):
             # Still in flight: follow it (attempt by attempt) until it finishes.
             self.set_timer(POLL_SECONDS, self.reload)
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "rerun":
-            return True if self._rerunnable() else None  # None: shown dimmed
-        return True
-
-    def _rerunnable(self) -> bool:
-        return self.run.status in self.RERUNNABLE and self.run.slot_count == 1
-
     def action_rerun(self) -> None:
-        if self._rerunnable():
+        # Not dimmed when it cannot go: a key that does nothing says why instead.
+        refusal = _why_not_rerun(self.run)
+        if refusal is None:
             self.rerun(self.run)
+        else:
+            self.notify(refusal, severity="warning", timeout=10)
 
     @work(thread=True, exit_on_error=False, group="commands")
     def rerun(self, run: RunRow) -> None:
         # The daemon sends the slot's own Idempotency-Key, so the endpoint can tell a
         # repeat from new work (the same as `cronhost trigger JOB --slot SLOT`).
+        if self.store.ran_ok_under_key(run.job_id, run.idempotency_key, run.scheduled_at):
+            self.app.call_from_thread(
+                self.notify, _ran_ok(run, "a re-run of this slot ran ok"),
+                severity="warning", timeout=10)
+            return
         receipt = send_command(self.store, "trigger", run.job_id, self.clock(), run.scheduled_at)
         self.app.call_from_thread(
             self.notify, receipt.message, severity=receipt.severity,
             timeout=10 if receipt.severity != "information" else 4,
         )
+
+
+def _why_not_rerun(run: RunRow) -> str | None:
+    """None for a slot worth re-running by hand (it did not end well, and it is one slot)."""
+    if run.status == "ok":
+        return _ran_ok(run, "this slot ran ok")
+    if run.status in ("queued", "running"):
+        return f"run {run.id} is still {run.status}: nothing to re-run yet"
+    if run.slot_count > 1:
+        return (f"this row stands for {run.slot_count} slots; re-run one with "
+                f"`cronhost trigger {run.job_id} --slot SLOT`")
+    if run.status not in RunDetailsScreen.RERUNNABLE:
+        return f"a {run.status} slot is not re-run from here"
+    return None
+
+
+def _ran_ok(run: RunRow, what: str) -> str:
+    return (f"{what}; running it again repeats its work under the same Idempotency-Key: "
+            f"`cronhost trigger {run.job_id} --slot {run.scheduled_at.isoformat()} --force`")
 
 
 def title(run: RunRow) -> Text:
