@@ -125,6 +125,10 @@ def test_a_run_killed_9_mid_request_shows_what_was_sent_after_the_restart(
     wait_until(lambda: len(store.attempts_of(r.id for r in store.history("crash"))
                            .get(store.history("crash")[0].id, [])) == 2,
                "both attempts on record")
+    # While it runs, `history` counts the attempts sent so far, not the 0 the row holds.
+    (running,) = cli_json(config, "history", "crash")
+    assert (running["status"], running["attempts"]) == ("running", 2)
+    assert "running" in (text := cli(config, "history", "crash").stdout) and " 2 " in text
     first.kill()
 
     second = DaemonProcess(config, tmp_path / "second.log")

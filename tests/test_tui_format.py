@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from scheduler.views.text import one_line
 from tests.test_tui_fixtures import NOW
 from tui import format as fmt
 from tui.data import StatusCounts, Summary
@@ -39,9 +40,9 @@ def test_rate_rounds_down_never_up_to_100_percent() -> None:
 
 
 def test_one_line_flattens_and_shortens_messages() -> None:
-    assert fmt.one_line("a\n  b\tc") == "a b c"
-    assert fmt.one_line("x" * 200, 10) == "x" * 9 + "…"
-    assert fmt.one_line(None) == ""
+    assert one_line("a\n  b\tc") == "a b c"
+    assert one_line("x" * 200, 10) == "x" * 9 + "…"
+    assert one_line(None) == ""
 
 
 def test_summary_lists_only_what_went_wrong() -> None:

@@ -87,9 +87,3 @@ def clock(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%H:%M:%S")
 
 
-def one_line(value: str | None, width: int = 120) -> str:
-    """A message or error squeezed into one table cell."""
-    if not value:
-        return ""
-    flat = " ".join(value.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"

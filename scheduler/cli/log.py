@@ -6,7 +6,7 @@ import argparse
 
 from scheduler.cli.common import EXIT_OK, emit_json, open_store
 from scheduler.errors import UsageError
-from scheduler.views.text import table, when
+from scheduler.views.text import one_line, table, when
 
 __all__ = ["add_log_command", "cmd_log"]
 
@@ -35,12 +35,8 @@ def cmd_log(args: argparse.Namespace) -> int:
         print(f"no events recorded for job {args.job!r}" if args.job else "no events recorded yet")
         return EXIT_OK
     print(table(("time", "who", "kind", "job", "summary"),
-                [(when(row.at), row.who, row.kind, row.job_id or "-", _one_line(row.summary))
+                [(when(row.at), row.who, row.kind, row.job_id or "-", one_line(row.summary, SUMMARY_WIDTH))
                  for row in rows]))
     return EXIT_OK
 
 
-def _one_line(text: str, width: int = SUMMARY_WIDTH) -> str:
-    """One line per event: the whole text (a reload's error) is in --json."""
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"

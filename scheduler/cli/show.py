@@ -36,7 +36,7 @@ from scheduler.schedule import (
 from scheduler.store import DaemonInfo, JobRow, RunRow, Store
 from scheduler.store.control import NodeInfo
 from scheduler.views import job_statuses
-from scheduler.views.text import duration_ms, relative, table, when
+from scheduler.views.text import duration_ms, one_line, relative, table, when
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -228,8 +228,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.job:
         known_job(store, args, args.job)
     rows = store.history(args.job, limit=args.n) if store.check_readable() else []
+    attempts = store.attempts_of(row.id for row in rows)
     if args.json:
-        attempts = store.attempts_of(row.id for row in rows)
         emit_json([row.to_json([a.to_json() for a in attempts.get(row.id, [])])
                    for row in rows])
         return EXIT_OK
@@ -239,9 +239,10 @@ def cmd_history(args: argparse.Namespace) -> int:
     print(table(
         ("job", "slot", "status", "tries", "http", "took", "late", "error · message"),
         [(r.job_id + _trigger_label(r), when(r.scheduled_at),
-          r.status + (f" x{r.slot_count}" if r.slot_count > 1 else ""), r.attempts, r.http_status,
+          r.status + (f" x{r.slot_count}" if r.slot_count > 1 else ""),
+          max(r.attempts, len(attempts.get(r.id, []))), r.http_status,
           duration_ms(r.duration_ms), duration_ms(r.lateness_ms),
-          " · ".join(text for text in (r.error, r.message) if text)[:80])
+          one_line(" · ".join(text for text in (r.error, r.message) if text), 100))
          for r in rows],
     ))
     return EXIT_OK

@@ -64,6 +64,8 @@ class RunRow:
         shown["data"], shown["data_truncated"] = typed_data(self.data)
         if attempt_log is not None:
             shown["attempt_log"] = attempt_log
+            # A run in flight counts its attempts at the end: until then its log knows more.
+            shown["attempts"] = max(self.attempts, len(attempt_log))
         # How long the slot waited for a free place after it was claimed.
         shown["queued_ms"] = (
             int((self.started_at - self.claimed_at).total_seconds() * 1000)

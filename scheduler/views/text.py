@@ -60,3 +60,11 @@ def duration_ms(value: int | None) -> str:
     if value < 1000:
         return f"{value}ms"
     return f"{value / 1000:.1f}s"
+
+
+def one_line(value: str | None, width: int = 120) -> str:
+    """A message or error squeezed into one line of at most ``width``, "…" where cut."""
+    if not value:
+        return ""
+    flat = " ".join(value.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.binding import Binding
 
 from scheduler.store.audit import EventRow
+from scheduler.views.text import one_line
 from tui import format as fmt
 from tui.widgets.keyed_table import Column, KeyedTable, Row
 
@@ -32,7 +33,7 @@ class EventsTable(KeyedTable):
 
 
 def _row(event: EventRow) -> Row:
-    summary = Text(fmt.one_line(event.summary),
+    summary = Text(one_line(event.summary),
                    style="red" if event.kind.endswith("failed") else "")
     summary.no_wrap, summary.overflow = True, "ellipsis"
     return (str(event.id), [

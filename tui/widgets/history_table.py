@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.binding import Binding
 
 from scheduler.store import RunRow
+from scheduler.views.text import one_line
 from tui import format as fmt
 from tui.widgets.keyed_table import Column, KeyedTable, Row
 
@@ -39,9 +40,9 @@ def _row(run: RunRow) -> Row:
     if run.trigger == "manual":
         slot.append(" manual", style="cyan")
     # cronhost's reason first, then what the endpoint said about it.
-    note = Text(fmt.one_line(run.error), style="red") if run.error else Text()
+    note = Text(one_line(run.error), style="red") if run.error else Text()
     if run.message:
-        note.append((" · " if run.error else "") + fmt.one_line(run.message))
+        note.append((" · " if run.error else "") + one_line(run.message))
     note.no_wrap, note.overflow = True, "ellipsis"  # cut to the room left, visibly
     return (str(run.id), [
         slot,
