@@ -10,7 +10,7 @@ from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
 from tests.test_tui import dashboard, drive, select_job, until
-from tests.test_tui_fixtures import FLAKY_JOB, make_leadmap_store, make_store
+from tests.test_tui_fixtures import FLAKY_JOB, empty_store, make_leadmap_store, make_store
 from tui.app import DashboardApp
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.run_details import RunDetailsScreen
@@ -124,3 +124,15 @@ def test_f_stops_at_a_job_that_fails_every_other_run_even_when_its_last_run_went
                         "sync-mailboxes", FLAKY_JOB, "process-email-queue"]
 
     drive(make_leadmap_store(tmp_path), scenario, size=(120, 35))
+
+
+def test_f_with_no_failing_job_says_so(tmp_path: Path) -> None:
+    async def scenario(app: DashboardApp, pilot: Pilot[None]) -> None:
+        screen = dashboard(app)
+        before = screen.selected_job
+        await pilot.press("f")
+        await until(pilot, lambda: any("no job failed lately" in notification.message
+                                       for notification in app._notifications), "the notice")
+        assert screen.selected_job == before
+
+    drive(empty_store(tmp_path), scenario, size=(120, 35))
