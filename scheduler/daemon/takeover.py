@@ -64,17 +64,10 @@ def counts_until(run: RunRow, config: Config) -> datetime | None:
 def _surely_dead(info: DaemonInfo | None) -> bool:
     if info is None:
         return False
-    if info.stopped_at is not None:
+    if info.stopped_at is not None or info.process_gone():
         return True
-    if info.hostname != socket.gethostname():
-        return False
-    try:
-        os.kill(info.pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return info.pid == os.getpid()  # our own pid, under another daemon id: a past life
+    # Our own pid on this host, under another daemon id: a past life (a container restart).
+    return info.hostname == socket.gethostname() and info.pid == os.getpid()
 
 
 def look(store: Store, config: Config, daemon_id: str, *, exclusive: bool, now: datetime,

@@ -138,7 +138,11 @@ class DaemonInfo:
         if self.stopped_at is not None or now - self.last_beat_at >= HEARTBEAT_STALE_AFTER:
             return False
         # On the daemon's own host a killed daemon shows as down at once, not 30 s later.
-        return self.hostname != socket.gethostname() or _process_exists(self.pid)
+        return not self.process_gone()
+
+    def process_gone(self) -> bool:
+        """Its process is surely gone: it ran on this host and that pid is no more."""
+        return self.hostname == socket.gethostname() and not _process_exists(self.pid)
 
 
 @dataclass(frozen=True)
