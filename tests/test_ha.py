@@ -324,6 +324,52 @@ def test_postgres_stopped_20_s_leaves_both_alive_and_one_leading(
     check_goals(pair, endpoint, fresh_postgres_url)
 
 
+def test_a_lease_lost_while_the_lead_is_being_taken_is_not_ignored(
+    tmp_path: Path, postgres_url: str, daemons: list[DaemonProcess]
+) -> None:
+    # A job that never fires: no claim comes to find out by fencing that the lease is gone.
+    config = write_config(tmp_path, """
+[[jobs]]
+id = "yearly"
+path = "/yearly"
+schedule = "0 0 1 1 *"
+""", store_url=postgres_url)
+    leader = DaemonProcess(config, tmp_path / "a.log", "--standby")
+    daemons.append(leader)
+    leader.wait_action("daemon.start", timeout=30)
+    standby = DaemonProcess(config, tmp_path / "b.log", "--standby")
+    daemons.append(standby)
+    standby.wait_action("daemon.standby", timeout=30)
+
+    # The take-over's first read (the runs the dead leader left) waits behind a table lock
+    # while the standby's lease session is ended under it.
+    blocker = sqlalchemy.create_engine(postgres_url, poolclass=NullPool)
+    try:
+        with blocker.connect() as conn:
+            conn.execute(sqlalchemy.text("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE"))
+            leader.kill()
+            standby.wait_action("daemon.leading", timeout=30)
+            assert _terminate(postgres_url, "cronhost/") == 1  # the lease's session only
+            # The lease keeper notices at its next touch (every TOUCH_SECONDS): give it two
+            # while the take-over still waits. (If it noticed later, the take-over would be
+            # over and the loss handled as any other: this test would pass without cause,
+            # never fail without one.)
+            time.sleep(2 * lease_module.TOUCH_SECONDS + 0.5)
+            conn.rollback()
+    finally:
+        blocker.dispose()
+
+    (lost,) = standby.wait_action("daemon.lead_lost", timeout=30)
+    assert "the lock's session ended" in lost["reason"], lost
+    # It stands by, competes again and, alone, leads again with a lease of its own.
+    standby.wait_for(lambda rs: bool(leads_after(standby, ts(lost))), 30,
+                     "the standby leading again")
+    assert _admin_count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                        "AND database = (SELECT oid FROM pg_database WHERE datname = :db)",
+                        db=str(sqlalchemy.engine.make_url(postgres_url).database)) == 1
+    assert standby.stop() == 0
+
+
 def test_a_second_plain_run_names_the_holder_on_postgres(
     tmp_path: Path, endpoint: EndpointServer, postgres_url: str, daemons: list[DaemonProcess]
 ) -> None:

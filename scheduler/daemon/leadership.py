@@ -67,6 +67,7 @@ class Leadership:
     _ever_led: bool
     _role_since: datetime
     _lost_reason: str | None
+    _taking_lead: bool
     _role_task: asyncio.Task[None] | None
     _next_try_at: float
     _standby_wait: float
@@ -94,8 +95,12 @@ class Leadership:
         return False
 
     def _lose_lead(self, reason: str) -> None:
-        """On the loop: stop claiming at once; the main loop drops to standby next."""
-        if not self.leading or self._lost_reason is not None:
+        """On the loop: stop claiming at once; the main loop drops to standby next.
+
+        A loss while the lead is being taken counts too: it is acted on once the take-over
+        is done (``_bid``), else a node whose lease went mid-take-over would lead without it.
+        """
+        if not (self.leading or self._taking_lead) or self._lost_reason is not None:
             return
         self._lost_reason = reason
         if self.engine.scheduler.running:
@@ -131,13 +136,24 @@ class Leadership:
         if holder is not None:
             self._announce("standby", holder=holder.strip(" ()") or None)
             return
+        self._taking_lead = True
         try:
             await self._take_lead()
         except (SQLAlchemyError, StoreError) as exc:
             await self._pause_engine()
             await asyncio.to_thread(self.lock.release)
             self.leading = False
+            self._lost_reason = None  # whatever was lost meanwhile: not leading now
             self._announce("store_down", error=first_line(exc))
+            return
+        finally:
+            self._taking_lead = False
+        # Lost while taking it (the keeper said so, or nothing could): drop it again now;
+        # the engine the take-over started or resumed is paused by _lose_lead.
+        lost = self._lost_reason
+        if lost is not None or not self.lock.held:
+            self._lost_reason = None
+            self._lose_lead(lost or "the lease was lost while taking the lead")
 
     async def _take_lead(self) -> None:
         """Holding the lock: close other nodes' books, bring the jobs in line, fire."""
@@ -234,7 +250,10 @@ class Leadership:
                       extra={"action": "daemon.standby_store_down",
                              "store": self.store.url_for_humans, **fields})
         else:
-            log.info("standing by: another daemon runs the jobs on this store",
+            holder = fields.get("holder")
+            # No holder named: just dropped the lead, or the holder's session has no name.
+            who = f"daemon {holder}" if holder else "another daemon, or none yet,"
+            log.info(f"standing by: {who} runs the jobs on this store",
                      extra={"action": "daemon.standby", "store": self.store.url_for_humans,
                             **fields})
         self.notifier.status(self.status_line())

@@ -88,6 +88,7 @@ class Daemon(Leadership, DaemonControl):
         self._ever_led = False
         self._role_since = utcnow()
         self._lost_reason: str | None = None
+        self._taking_lead = False  # between winning the lock and leading (leadership._bid)
         self._role_task: asyncio.Task[None] | None = None
         self._next_try_at = 0.0
         self._standby_wait = lock.poll_seconds
