@@ -72,6 +72,7 @@ class Daemon(Leadership, DaemonControl):
         self.nudged = asyncio.Event()
         self.doorbell = Doorbell(store.engine, self.nudged.set)
         self._reload_task: asyncio.Task[object] | None = None
+        self._housekeeping_queued = False  # one _housekeeping waits for the store thread
         self._commands_task: asyncio.Task[None] | None = None
         self._engine_in_sync = True
         self.reload_requested = False
@@ -293,6 +294,11 @@ class Daemon(Leadership, DaemonControl):
             self._foreign_checked_at = now
             self._foreign_task = loop.create_task(self._refresh_foreign(), name="foreign-runs")
             self._foreign_task.add_done_callback(lambda _: self.nudged.set())
+        if self._housekeeping_queued:
+            # The store thread has not started the last one: that one will see whatever
+            # this wake-up came for. Queuing one per wake-up grew the queue without bound
+            # while the store was slow (a lock, an outage), and everything behind it waited.
+            return
         # A beat a little early is as good as on time: it shares this wake-up.
         beat = now - self._last_beat >= self.config.daemon.heartbeat_interval * 0.9
         if beat:
@@ -302,6 +308,7 @@ class Daemon(Leadership, DaemonControl):
         # Handed to the store thread without waiting: an idle daemon's routine beat must
         # not wake the loop again when it is written. It reports back only when there is
         # something to do (commands, a store error, the store back).
+        self._housekeeping_queued = True
         self.store_thread.submit(self._housekeeping, loop, beat, self.status_line(),
                                  self._store_down_since is not None, self.leading,
                                  self.role, self._role_since)
@@ -317,6 +324,7 @@ class Daemon(Leadership, DaemonControl):
         leading: bool = True, role: str = "leader", role_since: datetime | None = None,
     ) -> None:
         """In the store thread: the heartbeat, and pending commands (the leader's only)."""
+        self._housekeeping_queued = False  # from here on, a new wake-up needs a new look
         try:
             if beat and not self._registered and not leading:
                 self._register_standby(role_since)

@@ -1,0 +1,79 @@
+"""The daemon's main loop keeps going when the store is slow: no work piles up behind it.
+
+In-process (the real daemon object on a real SQLite file), because what is checked is
+what the loop hands the store thread while that thread is stuck, which a subprocess
+would only show as memory growing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scheduler.config import load_config
+from scheduler.daemon import Daemon, build_daemon
+
+YEARLY = """
+[store]
+url = "sqlite:///{db}"
+
+[[jobs]]
+id = "yearly"
+call = "jobs.builtin:noop"
+schedule = "0 0 1 1 *"
+"""
+
+
+def _daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Daemon:
+    monkeypatch.setenv("CRON_SECRET", "not-used-by-python-jobs")
+    path = tmp_path / "config.toml"
+    path.write_text(YEARLY.format(db=tmp_path / "cronhost.db"), encoding="utf-8")
+    return build_daemon(load_config(path))
+
+
+async def _until(condition: Any, what: str, timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def test_wake_ups_while_the_store_thread_is_stuck_queue_one_look_not_one_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon = _daemon(tmp_path, monkeypatch)
+    looks = 0
+    real = daemon._housekeeping
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        nonlocal looks
+        looks += 1
+        real(*args, **kwargs)
+
+    daemon._housekeeping = counted  # type: ignore[method-assign]
+
+    async def main() -> None:
+        running = asyncio.create_task(daemon.run())
+        try:
+            await _until(lambda: daemon.leading, "the daemon leading")
+            await _until(lambda: looks >= 1, "a first look at the store")
+            stuck = threading.Event()
+            daemon.store_thread.submit(stuck.wait, 60)  # a store that does not answer
+            before = looks
+            for _ in range(300):  # doorbell rings, a reload finishing...: wake-ups
+                daemon.nudged.set()
+                await asyncio.sleep(0.002)
+            stuck.set()
+            await daemon.store_thread.call(lambda: None)  # what was queued has run
+            assert looks - before <= 2, f"{looks - before} looks queued behind a stuck store"
+        finally:
+            daemon.stop_requested.set()
+            assert await asyncio.wait_for(running, 60) == 0
+
+    asyncio.run(main())
