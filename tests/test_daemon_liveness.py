@@ -13,9 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from scheduler.config import load_config
 from scheduler.daemon import Daemon, build_daemon
+from scheduler.store import Store
+from scheduler.store.schema import commands
 
 YEARLY = """
 [store]
@@ -77,3 +81,44 @@ def test_wake_ups_while_the_store_thread_is_stuck_queue_one_look_not_one_each(
             assert await asyncio.wait_for(running, 60) == 0
 
     asyncio.run(main())
+
+
+def test_a_command_whose_outcome_the_store_refused_is_finished_later_not_left_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon = _daemon(tmp_path, monkeypatch)
+    store = Store(daemon.config.store.url)
+    real_finish = daemon.store.finish_command
+    refused = []
+
+    def finish_once_refused(*args: Any, **kwargs: Any) -> None:
+        # The store failing at this very moment (a lock, a dropped connection) cannot be
+        # produced on demand with a real database: the first finish fails as it would.
+        if not refused:
+            refused.append(args)
+            raise OperationalError("UPDATE commands ...", {}, Exception("database is locked"))
+        real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(daemon.store, "finish_command", finish_once_refused)
+
+    def state(command_id: int) -> str | None:
+        with store.engine.connect() as conn:
+            return conn.execute(select(commands.c.state)
+                                .where(commands.c.id == command_id)).scalar()
+
+    async def main() -> None:
+        running = asyncio.create_task(daemon.run())
+        try:
+            await _until(lambda: daemon.leading, "the daemon leading")
+            command_id = store.add_command("pause", "yearly")
+            await _until(lambda: refused, "the refused finish")
+            await _until(lambda: state(command_id) == "done", "the command finished", 60)
+            # Carried out once: paused, and one audit line for it.
+            assert store.paused_jobs() == {"yearly"}
+            assert [e.kind for e in store.events(job_id="yearly")].count("command.pause") == 1
+        finally:
+            daemon.stop_requested.set()
+            assert await asyncio.wait_for(running, 60) == 0
+
+    asyncio.run(main())
+    store.dispose()

@@ -10,6 +10,7 @@ finished command, reload and failed reload is a line in the audit log
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -67,6 +68,10 @@ class DaemonControl:
     # What the audit log last recorded as loaded: the base of the next reload's diff
     # (not the live config, which a reload that failed halfway has already replaced).
     _audited_config: Config | None = None
+    # Outcomes of commands carried out whose finish the store refused (command id, state,
+    # result, run id): appended on the loop, written and popped in the store thread.
+    _unfinished: deque[tuple[int, str, str | None, int | None]]
+    _reload_lock: asyncio.Lock
 
     @property
     def config(self) -> Config:
@@ -86,8 +91,13 @@ class DaemonControl:
         file is parsed in a worker thread and the engine changed in the store thread, so
         jobs keep firing (and the watchdog keeps beating) through a reload of any size.
         ``asked``: the command that asked for it (the audit log names who), else SIGHUP
-        or a change of the file.
+        or a change of the file. One reload at a time: a command's reload and a SIGHUP's
+        would otherwise interleave on the engine and on the audit diff's base.
         """
+        async with self._reload_lock:
+            return await self._reload(asked)
+
+    async def _reload(self, asked: Command | None) -> Changes | None:
         self.notifier.reloading()
         self._config_mtime = self._mtime()
         try:
@@ -194,9 +204,26 @@ class DaemonControl:
 
     async def _finish(self, command: Command, state: str, result: str | None = None,
                       run_id: int | None = None) -> None:
-        """The command's outcome and its audit line (one transaction, in the store thread)."""
-        await self.store_thread.call(self.store.finish_command, command.id, state, result,
-                                     run_id, daemon_id=self.daemon_id)
+        """The command's outcome and its audit line (one transaction, in the store thread).
+
+        If the store fails now, the outcome is kept and written by a later look at the
+        store (``finish_unfinished``): the command was carried out and must not stay
+        `taken` (its asker waits for it), nor go back to pending (it would run twice).
+        """
+        try:
+            await self.store_thread.call(self.store.finish_command, command.id, state, result,
+                                         run_id, daemon_id=self.daemon_id)
+        except SQLAlchemyError:
+            self._unfinished.append((command.id, state, result, run_id))
+            raise
+
+    def finish_unfinished(self) -> None:
+        """In the store thread: write the outcomes of commands the store failed to take."""
+        while self._unfinished:
+            command_id, state, result, run_id = self._unfinished[0]
+            self.store.finish_command(command_id, state, result, run_id,
+                                      daemon_id=self.daemon_id)
+            self._unfinished.popleft()
 
     async def handle_command(self, command: Command) -> None:
         call = self.store_thread.call

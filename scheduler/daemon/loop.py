@@ -15,7 +15,9 @@ runs in the store thread, never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections import deque
 from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -73,6 +75,8 @@ class Daemon(Leadership, DaemonControl):
         self.doorbell = Doorbell(store.engine, self.nudged.set)
         self._reload_task: asyncio.Task[object] | None = None
         self._housekeeping_queued = False  # one _housekeeping waits for the store thread
+        self._unfinished = deque()
+        self._reload_lock = asyncio.Lock()
         self._commands_task: asyncio.Task[None] | None = None
         self._engine_in_sync = True
         self.reload_requested = False
@@ -330,6 +334,7 @@ class Daemon(Leadership, DaemonControl):
                 self._register_standby(role_since)
             elif beat:
                 self.store.beat(self.daemon_id, status, role, role_since)
+            self.finish_unfinished()
             commands = self.store.pending_commands() if leading else []
         except SQLAlchemyError as exc:
             if leading:
@@ -362,6 +367,13 @@ class Daemon(Leadership, DaemonControl):
             except SQLAlchemyError as exc:
                 self._store_unavailable(exc, asyncio.get_running_loop().time())
                 return
+            except Exception as exc:  # noqa: BLE001 - one command must not end the others
+                log.error("command failed", exc_info=exc,
+                          extra={"action": "command.error", "command_id": command.id,
+                                 "kind": command.kind, "job": command.job_id})
+                with contextlib.suppress(SQLAlchemyError):
+                    await self._finish(command, "failed",
+                                       f"cronhost could not carry it out: {type(exc).__name__}")
 
     def _reloading(self) -> bool:
         return self._reload_task is not None and not self._reload_task.done()
