@@ -49,6 +49,7 @@ STANDBY_BACKOFF_MAX_SECONDS = 4.0  # a standby's tries while the store is down
 STORE_RETRY_SECONDS = 2.0
 CONFIG_POLL_SECONDS = 2.0  # [daemon] watch_config = true: how often the file is looked at
 WRITER_FLUSH_SECONDS = 10.0  # at shutdown, for outcomes still on their way to the store
+SIDE_TASKS_GRACE_SECONDS = 5.0  # at shutdown, for a reload or commands still going
 
 
 class Daemon(Leadership, DaemonControl):
@@ -213,6 +214,7 @@ class Daemon(Leadership, DaemonControl):
         if self._role_task is not None:
             self._role_task.cancel()
             await asyncio.gather(self._role_task, return_exceptions=True)
+        await self._end_side_tasks()
         self.doorbell.close()
         # No wake-up starts after this; one in progress has written its claims and started
         # its runs, so every claimed slot is in the drain below.
@@ -240,6 +242,19 @@ class Daemon(Leadership, DaemonControl):
         self.store.dispose()
         self.lock.release()
         log.info("daemon stopped", extra={"action": "daemon.stop", "abandoned": len(left)})
+
+    async def _end_side_tasks(self) -> None:
+        """A reload or commands in progress get a moment to finish (a command left half
+        done stays `taken`); then they, and a look at other nodes' runs, are cancelled:
+        none may reach for the store thread after it is closed."""
+        tasks = [task for task in (self._reload_task, self._commands_task, self._foreign_task)
+                 if task is not None and not task.done()]
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=SIDE_TASKS_GRACE_SECONDS)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _close_the_books(self, left: list[int]) -> None:
         """In the store thread: runs cut short are abandoned; the daemon is stopped."""
