@@ -202,6 +202,11 @@ def test_kill_9_mid_run_leaves_the_run_abandoned_on_restart_not_rerun(
     assert row["status"] == "abandoned"
     assert "found at" in row["error"]
     assert len(endpoint.requests("/hang")) == 1  # not re-run automatically
+    # The audit log says the first daemon died, and what it left; once, not at each start.
+    died = [e for e in cli_json(config, "log") if e["kind"] == "daemon.died"]
+    assert [(e["detail"]["pid"], e["detail"]["abandoned"]) for e in died] == [
+        (first.process.pid, 1)], died
+    assert "kill -9" in died[0]["summary"]
 
     # The operator re-runs that slot: the endpoint gets the same Idempotency-Key again.
     endpoint.set_default("/hang", Fault.ok())
@@ -213,3 +218,6 @@ def test_kill_9_mid_run_leaves_the_run_abandoned_on_restart_not_rerun(
     store = Store(f"sqlite:///{tmp_path / 'cronhost.db'}")
     assert store.history()[0].finished_at is not None
     store.dispose()
+    third = started_daemon(config, tmp_path, daemons)
+    assert third.stop() == 0
+    assert [e["kind"] for e in cli_json(config, "log")].count("daemon.died") == 1

@@ -92,6 +92,13 @@ def look(store: Store, config: Config, daemon_id: str, *, exclusive: bool, now: 
     abandoned += store.abandon_running(
         ABANDONED_EXPIRED.format(margin=int(FOREIGN_MARGIN.total_seconds())),
         except_daemon=daemon_id, only=expired)
+    if only is None:
+        # The audit log says which daemon died unannounced, not only what it left.
+        dead_ids = set(dead)
+        owners = Counter(owner for run, owner in found if run.id in dead_ids)
+        for info in store.unclosed_daemons(daemon_id):
+            if exclusive or _surely_dead(info):
+                store.record_dead_daemon(info, owners[info.id], found_by=daemon_id)
     return TakeoverBooks(abandoned, live)
 
 

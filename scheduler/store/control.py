@@ -229,6 +229,36 @@ class ControlTables:
                 return info
         return infos[0]
 
+    def unclosed_daemons(self, except_id: str) -> list[DaemonInfo]:
+        """Other daemons whose rows say they never stopped: up now, or died unannounced."""
+        base = [daemons.c[key] for key in DaemonInfo.__dataclass_fields__]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*base).where(daemons.c.stopped_at.is_(None),
+                                                    daemons.c.id != except_id)).mappings()
+            return [_daemon_info(row) for row in rows]
+
+    def record_dead_daemon(self, dead: DaemonInfo, abandoned: int, found_by: str) -> None:
+        """A daemon found dead without having stopped: close its row (at its last beat, so
+        this is said once) and say so in the audit log."""
+        with self.engine.begin() as conn:
+            closed = conn.execute(update(daemons).where(
+                daemons.c.id == dead.id, daemons.c.stopped_at.is_(None)).values(
+                stopped_at=dead.last_beat_at)).rowcount
+            if not closed:
+                return  # another node said it first
+            runs = f"{abandoned} run{'s' if abandoned != 1 else ''}"
+            me = who_asks()
+            insert_event(
+                conn, "daemon.died",
+                f"daemon {dead.id} on {dead.hostname} (pid {dead.pid}) ended without stopping "
+                f"(crash, kill -9 or power loss) after its last heartbeat at "
+                f"{dead.last_beat_at.isoformat(timespec='seconds')}; {runs} it left in flight "
+                f"marked abandoned",
+                actor=me, daemon_id=found_by,
+                detail={"daemon_id": dead.id, "hostname": dead.hostname, "pid": dead.pid,
+                        "started_at": dead.started_at.isoformat(),
+                        "last_beat_at": dead.last_beat_at.isoformat(), "abandoned": abandoned})
+
     def daemons_by_id(self, ids: set[str]) -> dict[str, DaemonInfo]:
         if not ids:
             return {}

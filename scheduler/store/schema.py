@@ -167,7 +167,8 @@ events = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", UTCDateTime, nullable=False),
     # e.g. command.trigger | command.pause | command.resume | command.reload |
-    # config.reloaded | config.reload_failed | job.auto_paused
+    # config.reloaded | config.reload_failed | job.auto_paused | daemon.started |
+    # daemon.leading | daemon.standby | daemon.stopped | daemon.died
     Column("kind", String(32), nullable=False),
     Column("job_id", String(64)),
     Column("actor_user", String(64)),  # Unix user; "cronhost" for the daemon's own decisions
