@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from rich.text import Text
@@ -35,6 +36,16 @@ def test_a_flex_column_takes_the_room_left_up_to_its_longest_cell() -> None:
     assert fit_columns(columns, rows, 30) == {"a": 4, "note": 22}
     assert fit_columns(columns, rows, 100) == {"a": 4, "note": 50}
     assert fit_columns(columns, rows, 15) == {"a": 4}  # not even its floor: dropped
+
+
+def test_a_flex_column_with_a_least_width_is_squeezed_in_before_it_is_dropped() -> None:
+    columns = (Column("a", "a"), Column("note", "note", rank=1, width=20, flex=True, least=6),
+               Column("b", "b", rank=2))
+    rows = [("k", ["xxxx", "n" * 50, "yyyy"])]
+    assert fit_columns(columns, rows, 40) == {"a": 4, "note": 26, "b": 4}
+    # Its 20 do not fit in 18: it takes the 10 left, and "b" does not join.
+    assert fit_columns(columns, rows, 18) == {"a": 4, "note": 10}
+    assert fit_columns(columns, rows, 12) == {"a": 4, "b": 4}  # not even 6: dropped, b fits
 
 
 def _no_sideways_scroll(app: DashboardApp) -> None:
@@ -129,3 +140,30 @@ def test_the_runs_screen_at_80x24_gives_the_message_the_room(tmp_path: Path) -> 
         assert table.columns["note"].width >= 40
 
     drive(make_leadmap_store(tmp_path), scenario, size=(80, 24))
+
+
+def test_at_80x24_a_manual_re_run_still_leaves_room_for_its_reason(tmp_path: Path) -> None:
+    store = make_leadmap_store(tmp_path)
+    (last,) = store.history("sms-drip-run", limit=1)
+    rerun = store.claim(job_id="sms-drip-run", trigger="manual",
+                        scheduled_at=last.scheduled_at + timedelta(seconds=30),
+                        idempotency_key=last.idempotency_key, daemon_id="d-test",
+                        started_at=last.scheduled_at + timedelta(seconds=30))
+    assert rerun is not None
+    store.abandon_runs([rerun], "abandoned: the daemon that ran it stopped before it finished")
+
+    async def scenario(app: DashboardApp, pilot: Pilot[None]) -> None:
+        dashboard(app).jobs.move_to_key("sms-drip-run")
+        await until(pilot, lambda: dashboard(app).selected_job == "sms-drip-run", "selected")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen)
+                    and app.screen.table.row_count == 7, "the runs")
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        table = screen.table
+        # The "manual" mark widens the slot: the reason is squeezed in, not dropped.
+        assert table.shown_columns == ["slot", "status", "took", "note"]
+        assert 16 <= table.columns["note"].width < 40
+        assert table.max_scroll_x == 0
+
+    drive(store, scenario, size=(80, 24))

@@ -28,7 +28,9 @@ class HistoryTable(KeyedTable):
         Column("http", "http", rank=3),
         Column("took", "took", width=6),
         Column("late", "late", rank=4, width=5),
-        Column("note", "error · message", rank=1, width=40, flex=True),
+        # 40 cells before tries, http and late join; at 80 columns a "manual" slot leaves
+        # less, and 16 are still worth showing.
+        Column("note", "error · message", rank=1, width=40, flex=True, least=16),
     )
 
     def show(self, runs: Sequence[RunRow]) -> None:

@@ -39,6 +39,9 @@ class Column:
     # column it is the least width worth showing.
     width: int = 0
     flex: bool = False  # takes the room left over; its cells end in "…" when cut
+    # A flex column's width when ``width`` does not fit: it is then shown with what is
+    # left (at least this), and no column of a higher rank joins. 0: not shown then.
+    least: int = 0
 
 
 def cell_width(cell: RenderableType) -> int:
@@ -59,6 +62,7 @@ def fit_columns(columns: Sequence[Column], rows: Sequence[Row], width: int) -> d
         longest = max((cell_width(cells[index]) for _, cells in rows), default=0)
         natural[column.key] = max(cell_len(column.label), column.width, longest)
     chosen = {column.key for column in columns if column.rank == 0}
+    squeezed: set[str] = set()  # flex columns shown with less than their width
     used = sum(natural[key] + PADDING for key in chosen)
     ordered = sorted((column for column in columns if column.rank > 0),
                      key=lambda column: column.rank)
@@ -68,9 +72,18 @@ def fit_columns(columns: Sequence[Column], rows: Sequence[Row], width: int) -> d
         if used + need <= width:
             chosen.add(column.key)
             used += need
+        elif column.flex and column.least and used + column.least + PADDING <= width:
+            chosen.add(column.key)
+            squeezed.add(column.key)
+            used = width  # what is left is its own
     widths = {column.key: natural[column.key] for column in columns if column.key in chosen}
     for column in columns:
         if column.flex and column.key in chosen:
+            if column.key in squeezed:
+                widths[column.key] = min(natural[column.key],
+                                         width - sum(widths[key] + PADDING for key in widths
+                                                     if key != column.key) - PADDING)
+                continue
             least = max(column.width, cell_len(column.label))
             room = width - (used - least - PADDING) - PADDING
             widths[column.key] = max(least, min(natural[column.key], room))
