@@ -364,9 +364,13 @@ schedule = "0 0 1 1 *"
     # It stands by, competes again and, alone, leads again with a lease of its own.
     standby.wait_for(lambda rs: bool(leads_after(standby, ts(lost))), 30,
                      "the standby leading again")
-    assert _admin_count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                        "AND database = (SELECT oid FROM pg_database WHERE datname = :db)",
-                        db=str(sqlalchemy.engine.make_url(postgres_url).database)) == 1
+    # (On a loaded machine a late touch may cost it the lease once more: it leads again.)
+    deadline = time.monotonic() + 30
+    while _admin_count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+                       "database = (SELECT oid FROM pg_database WHERE datname = :db)",
+                       db=str(sqlalchemy.engine.make_url(postgres_url).database)) != 1:
+        assert time.monotonic() < deadline, standby.log_path.read_text()[-3000:]
+        time.sleep(0.2)
     assert standby.stop() == 0
 
 
