@@ -229,6 +229,22 @@ def test_the_cursor_stays_on_its_run_when_new_runs_arrive(tmp_path: Path) -> Non
     drive(store, scenario)
 
 
+def test_the_header_counts_the_running_jobs_the_table_shows_not_the_last_heartbeat(
+    tmp_path: Path,
+) -> None:
+    store = make_store(tmp_path)  # its daemon's last beat said "0 running"
+    assert store.claim(job_id="sync-mailboxes", trigger="manual", scheduled_at=NOW,
+                       idempotency_key="sync-mailboxes@manual", daemon_id=DAEMON_ID,
+                       started_at=NOW) is not None
+
+    async def scenario(app: DashboardApp, pilot: Pilot[None]) -> None:
+        await until(pilot, lambda: cell(app, "jobs", "sync-mailboxes", "last") == "running",
+                    "the running row")
+        assert "1 running" in shown(app, "#header")
+
+    drive(store, scenario)
+
+
 def test_daemon_stopped_cleanly_shows_as_down_at_once(tmp_path: Path) -> None:
     async def scenario(app: DashboardApp, pilot: Pilot[None]) -> None:
         header = shown(app, "#header")

@@ -51,13 +51,27 @@ def _daemon_line(snapshot: DashboardSnapshot) -> Text:
         text.append("● daemon up", style="bold green")
         uptime = span((now - info.started_at).total_seconds())
         text.append(f" since {when(info.started_at)} ({uptime}) · pid {info.pid} on {info.hostname}")
-        if info.status_line:
-            text.append(f" · {info.status_line}", style="dim")
+        live = _jobs_now(snapshot)
+        if live or info.status_line:
+            text.append(f" · {live or info.status_line}", style="dim")
     else:
         text.append("● daemon DOWN", style="bold white on red")
         text.append(" ")
         text.append(_down_reason(info, now), style="red")
     return text
+
+
+def _jobs_now(snapshot: DashboardSnapshot) -> str | None:
+    """What the jobs table shows, counted: the daemon's own status line is as old as its
+    last heartbeat, and said "0 running" beside a row that said running."""
+    if not snapshot.jobs:
+        return None
+    states = [job.status for job in snapshot.jobs]
+    scheduled = sum(1 for state in states if state.enabled and not state.paused)
+    running = sum(1 for state in states if state.last_status == "running")
+    queued = sum(1 for state in states if state.last_status == "queued")
+    return (f"{scheduled} jobs scheduled, {running} running"
+            + (f", {queued} queued" if queued else ""))
 
 
 def _nodes_line(snapshot: DashboardSnapshot) -> Text | None:
