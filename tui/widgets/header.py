@@ -48,12 +48,14 @@ def _daemon_line(snapshot: DashboardSnapshot) -> Text:
     elif info is None:
         text.append("● no daemon has run on this store yet", style="bold yellow")
     elif snapshot.daemon_up:
+        # Most telling first: at 80 columns the line is cut at its end.
         text.append("● daemon up", style="bold green")
-        uptime = span((now - info.started_at).total_seconds())
-        text.append(f" since {when(info.started_at)} ({uptime}) · pid {info.pid} on {info.hostname}")
+        text.append(f" {span((now - info.started_at).total_seconds())}")
         live = _jobs_now(snapshot)
         if live or info.status_line:
-            text.append(f" · {live or info.status_line}", style="dim")
+            text.append(f" · {live or info.status_line}")
+        text.append(f" · pid {info.pid} on {info.hostname} · since {when(info.started_at)}",
+                    style="dim")
     else:
         text.append("● daemon DOWN", style="bold white on red")
         text.append(" ")
