@@ -498,10 +498,7 @@ HOSTILE_RELOADS = {
 def test_a_running_daemon_refuses_hostile_reloads_and_keeps_its_jobs(
     tmp_path: Path, daemons: list[DaemonProcess]
 ) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text(GOOD, encoding="utf-8")
-    daemon = started_daemon(config, tmp_path, daemons)
-    daemon.wait_action("run.finish", job="tick", timeout=60)
+    config, daemon = _ticking_daemon(tmp_path, daemons)
     last = list(HOSTILE_RELOADS)[-1]
     for count, (case, (text, job_id, field)) in enumerate(HOSTILE_RELOADS.items(), start=1):
         config.write_text(text, encoding="utf-8")
@@ -517,13 +514,26 @@ def test_a_running_daemon_refuses_hostile_reloads_and_keeps_its_jobs(
             daemon_row = _status(tmp_path)["daemon"]
             assert daemon_row["up"] and daemon_row["config_error"] == error, case
     # Still the old config: the job keeps running and nothing was removed.
-    finished = len(daemon.wait_action("run.finish", job="tick"))
-    daemon.wait_action("run.finish", count=finished + 2, job="tick", timeout=60)
+    _still_ticking(daemon)
     assert not [r for r in daemon.records() if r.get("action") == "config.reloaded"]
     config.write_text(GOOD, encoding="utf-8")
     jobs = {row["job_id"]: row for row in _status(tmp_path)["jobs"]}
     assert jobs["tick"]["enabled"] and "cronhost-prune-history" in jobs
     assert daemon.stop() == 0
+
+
+def _ticking_daemon(tmp_path: Path, daemons: list[DaemonProcess]) -> tuple[Path, DaemonProcess]:
+    """The daemon on GOOD (a python job every second), once its job has run."""
+    config = tmp_path / "config.toml"
+    config.write_text(GOOD, encoding="utf-8")
+    daemon = started_daemon(config, tmp_path, daemons)
+    daemon.wait_action("run.finish", job="tick", timeout=60)
+    return config, daemon
+
+
+def _still_ticking(daemon: DaemonProcess) -> None:
+    finished = len(daemon.wait_action("run.finish", job="tick"))
+    daemon.wait_action("run.finish", count=finished + 2, job="tick", timeout=60)
 
 
 def _status(tmp_path: Path) -> Any:
@@ -536,7 +546,6 @@ def _status(tmp_path: Path) -> Any:
     return cli_json(good, "status")
 
 
-
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_a_burst_of_sighups_during_a_reload_leaves_the_daemon_running(
@@ -544,16 +553,12 @@ def test_a_burst_of_sighups_during_a_reload_leaves_the_daemon_running(
 ) -> None:
     # A SIGHUP that came while a reload was still being recorded once made the main loop
     # spin without yielding: jobs stopped, SIGTERM went unheard and memory grew by 100 MB/s.
-    config = tmp_path / "config.toml"
-    config.write_text(GOOD, encoding="utf-8")
-    daemon = started_daemon(config, tmp_path, daemons)
-    daemon.wait_action("run.finish", job="tick", timeout=60)
+    config, daemon = _ticking_daemon(tmp_path, daemons)
     config.write_text(GOOD + "timeout = nan\n", encoding="utf-8")
     for _ in range(300):
         daemon.signal(signal.SIGHUP)
     daemon.wait_action("config.reload_failed", timeout=60)
-    finished = len(daemon.wait_action("run.finish", job="tick"))
-    daemon.wait_action("run.finish", count=finished + 2, job="tick", timeout=60)
+    _still_ticking(daemon)
     # The signals coalesce: one reload for the file as it is, not one per signal.
     failures = len(daemon.wait_action("config.reload_failed"))
     assert failures < 300

@@ -16,6 +16,7 @@ from tests.test_tui_fixtures import (
 )
 from tui.app import DashboardApp
 from tui.screens.runs import RunsScreen
+from tui.widgets.history_table import HistoryTable
 from tui.widgets.keyed_table import Column, fit_columns
 
 ESSENTIAL = ["job", "state", "next", "last"]
@@ -121,16 +122,20 @@ def test_on_a_short_terminal_the_jobs_scroll_with_the_cursor_in_view(tmp_path: P
     drive(make_leadmap_store(tmp_path), scenario, size=(80, 16))
 
 
+async def _drip_runs(app: DashboardApp, pilot: Pilot[None], count: int) -> HistoryTable:
+    """Enter on sms-drip-run: its runs screen's table, once it shows ``count`` runs."""
+    dashboard(app).jobs.move_to_key("sms-drip-run")
+    await until(pilot, lambda: dashboard(app).selected_job == "sms-drip-run", "selected")
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, RunsScreen)
+                and app.screen.table.row_count == count, "the runs")
+    assert isinstance(app.screen, RunsScreen)
+    return app.screen.table
+
+
 def test_the_runs_screen_at_80x24_gives_the_message_the_room(tmp_path: Path) -> None:
     async def scenario(app: DashboardApp, pilot: Pilot[None]) -> None:
-        dashboard(app).jobs.move_to_key("sms-drip-run")
-        await until(pilot, lambda: dashboard(app).selected_job == "sms-drip-run", "selected")
-        await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, RunsScreen)
-                    and app.screen.table.row_count == 6, "the runs")
-        screen = app.screen
-        assert isinstance(screen, RunsScreen)
-        table = screen.table
+        table = await _drip_runs(app, pilot, 6)
         assert table.shown_columns == ["slot", "status", "took", "note"]
         assert table.max_scroll_x == 0
         key = table.keys[0]
@@ -153,14 +158,7 @@ def test_at_80x24_a_manual_re_run_still_leaves_room_for_its_reason(tmp_path: Pat
     store.abandon_runs([rerun], "abandoned: the daemon that ran it stopped before it finished")
 
     async def scenario(app: DashboardApp, pilot: Pilot[None]) -> None:
-        dashboard(app).jobs.move_to_key("sms-drip-run")
-        await until(pilot, lambda: dashboard(app).selected_job == "sms-drip-run", "selected")
-        await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, RunsScreen)
-                    and app.screen.table.row_count == 7, "the runs")
-        screen = app.screen
-        assert isinstance(screen, RunsScreen)
-        table = screen.table
+        table = await _drip_runs(app, pilot, 7)
         # The "manual" mark widens the slot: the reason is squeezed in, not dropped.
         assert table.shown_columns == ["slot", "status", "took", "note"]
         assert 16 <= table.columns["note"].width < 40
