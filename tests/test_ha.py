@@ -141,14 +141,21 @@ def start_pair(tmp_path: Path, endpoint: EndpointServer, postgres_url: str,
                daemons: list[DaemonProcess]) -> list[DaemonProcess]:
     endpoint.set_default("/tick", Fault.slow(0.3))
     config = write_config(tmp_path, TICK, base_url=endpoint.url, store_url=postgres_url)
+    first, second = leader_and_standby(config, tmp_path, daemons)
+    first.wait_action("run.finish", count=2, timeout=20)
+    return [first, second]
+
+
+def leader_and_standby(config: Path, tmp_path: Path,
+                       daemons: list[DaemonProcess]) -> tuple[DaemonProcess, DaemonProcess]:
+    """Two `run --standby` on ``config``: the first leads, the second stands by."""
     first = DaemonProcess(config, tmp_path / "a.log", "--standby")
     daemons.append(first)
     first.wait_action("daemon.start", timeout=30)
     second = DaemonProcess(config, tmp_path / "b.log", "--standby")
     daemons.append(second)
     second.wait_action("daemon.standby", timeout=30)
-    first.wait_action("run.finish", count=2, timeout=20)
-    return [first, second]
+    return first, second
 
 
 def record(tmp_path: Path, scenario: str, failover: float) -> None:
@@ -334,12 +341,7 @@ id = "yearly"
 path = "/yearly"
 schedule = "0 0 1 1 *"
 """, store_url=postgres_url)
-    leader = DaemonProcess(config, tmp_path / "a.log", "--standby")
-    daemons.append(leader)
-    leader.wait_action("daemon.start", timeout=30)
-    standby = DaemonProcess(config, tmp_path / "b.log", "--standby")
-    daemons.append(standby)
-    standby.wait_action("daemon.standby", timeout=30)
+    leader, standby = leader_and_standby(config, tmp_path, daemons)
 
     # The take-over's first read (the runs the dead leader left) waits behind a table lock
     # while the standby's lease session is ended under it.
