@@ -148,7 +148,7 @@ BAD_INPUTS = {
                    ["job 'a'", "field 'schedule'"]),
     "duplicate id": ('[[jobs]]\nid = "a"\npath = "/a"\nschedule = "* * * * *"\n'
                      '[[jobs]]\nid = "a"\npath = "/b"\nschedule = "* * * * *"\n',
-                     ["job 'a'", "field 'id'", "duplicate"]),
+                     ["job 'a'", "field 'id'", "duplicate", "tables 1 and 2"]),
     "missing secret": ('[[jobs]]\nid = "a"\npath = "/a"\nschedule = "* * * * *"\n',
                        ["job 'a'", "field 'defaults.secret'", "CRON_SECRET", "not set"]),
     "unknown time zone": ('[[jobs]]\nid = "a"\npath = "/a"\nschedule = "* * * * *"\ntimezone = "Mars/Base"\n',

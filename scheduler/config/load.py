@@ -105,13 +105,15 @@ def parse_config(raw: dict[str, Any], path: Path, *, resolve_secrets: bool = Tru
     declared = len(jobs_raw)  # the operator's; the built-in job comes after them
     jobs_raw = [*jobs_raw, *builtin_jobs(jobs_raw)]  # history pruning: see config.builtin
     jobs: list[JobSpec] = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}  # id -> its [[jobs]] table, counted from 1 as people do
     for index, job_raw in enumerate(jobs_raw):
         job = parse_job(job_raw, defaults, index, file)
-        if job.id in seen:
-            raise ConfigError("duplicate job id; every [[jobs]] id must be unique",
-                              file=file, job=job.id, field="id")
-        seen.add(job.id)
+        if job.id in seen:  # (the built-in job is only added when no table has its id)
+            raise ConfigError(
+                f"duplicate job id: [[jobs]] tables {seen[job.id]} and {index + 1} (counted "
+                "from the top of the file) both have it; every id must be unique",
+                file=file, job=job.id, field="id")
+        seen[job.id] = index + 1
         jobs.append(job)
 
     config = Config(
