@@ -162,7 +162,7 @@ class Leadership:
         if not self._ever_led:
             await self.store_thread.call(self.store.migrate)
             await self._look_at_foreign_runs()
-            self._first_lead()
+            await self._first_lead()
         else:
             await self._look_at_foreign_runs()
             await self.store_thread.call(self._resync)
@@ -179,21 +179,23 @@ class Leadership:
         self.store.register_daemon(self.daemon_id, str(self.config.path), __version__,
                                    "leader", utcnow())
 
-    def _first_lead(self) -> None:
-        """Start firing for the first time (the store is migrated, the books closed)."""
+    async def _first_lead(self) -> None:
+        """Start firing for the first time (the store is migrated, the books closed).
+
+        The job_state and daemons writes go through the store thread: a standby taking
+        the lead keeps its watchdog and signals turning while a slow store answers.
+        (APScheduler's own start stays on the loop, which it belongs to.)
+        """
         if not self._observing:
             self._observing = True
             self.observability.start()
-        self.store.sync_jobs(job_state_rows(self.config.jobs))
-        changes = self.engine.start(self.config.jobs, self.store.paused_jobs())
+        paused = await self.store_thread.call(self._sync_job_state)
+        changes = self.engine.start(self.config.jobs, paused)
         self._ever_led = self._running = True
         self.doorbell.start()
         # Only now is the daemon up for readers: its jobs are scheduled.
         self._set_role(True, write=False)
-        self.store.register_daemon(self.daemon_id, str(self.config.path), __version__,
-                                   "leader", self._role_since)
-        self._registered = True
-        self.store.record_config_loaded(self.daemon_id)
+        await self.store_thread.call(self._register_leader)
         self._standby_state = None
         log.info(
             "daemon started",
@@ -202,6 +204,18 @@ class Leadership:
                    "jobs": changes.summary(), "version": __version__},
         )
         self.notifier.ready(self.status_line())
+
+    def _sync_job_state(self) -> set[str]:
+        """In the store thread: job_state as the config has it; the jobs paused there."""
+        self.store.sync_jobs(job_state_rows(self.config.jobs))
+        return self.store.paused_jobs()
+
+    def _register_leader(self) -> None:
+        """In the store thread: this node's daemons row, as the leader, with its config."""
+        self.store.register_daemon(self.daemon_id, str(self.config.path), __version__,
+                                   "leader", self._role_since)
+        self._registered = True
+        self.store.record_config_loaded(self.daemon_id)
 
     async def _drop_lead(self, reason: str) -> None:
         """Lost (or no longer sure of) the lead: stop firing, stand by, compete again.

@@ -135,7 +135,7 @@ class Daemon(Leadership, DaemonControl):
         async with self.http:
             if not self.standby:
                 try:
-                    self._first_lead()
+                    await self._first_lead()
                 except SQLAlchemyError as exc:
                     await self.engine.shutdown()
                     await self.observability.aclose()
