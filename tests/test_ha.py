@@ -146,13 +146,14 @@ def start_pair(tmp_path: Path, endpoint: EndpointServer, postgres_url: str,
     return [first, second]
 
 
-def leader_and_standby(config: Path, tmp_path: Path,
-                       daemons: list[DaemonProcess]) -> tuple[DaemonProcess, DaemonProcess]:
+def leader_and_standby(config: Path, tmp_path: Path, daemons: list[DaemonProcess],
+                       standby_config: Path | None = None,
+                       ) -> tuple[DaemonProcess, DaemonProcess]:
     """Two `run --standby` on ``config``: the first leads, the second stands by."""
     first = DaemonProcess(config, tmp_path / "a.log", "--standby")
     daemons.append(first)
     first.wait_action("daemon.start", timeout=30)
-    second = DaemonProcess(config, tmp_path / "b.log", "--standby")
+    second = DaemonProcess(standby_config or config, tmp_path / "b.log", "--standby")
     daemons.append(second)
     second.wait_action("daemon.standby", timeout=30)
     return first, second
@@ -373,6 +374,49 @@ schedule = "0 0 1 1 *"
                        db=str(sqlalchemy.engine.make_url(postgres_url).database)) != 1:
         assert time.monotonic() < deadline, standby.log_path.read_text()[-3000:]
         time.sleep(0.2)
+    assert standby.stop() == 0
+
+
+def test_a_take_over_that_fails_halfway_releases_the_lock_and_the_next_bid_leads(
+    tmp_path: Path, postgres_url: str, daemons: list[DaemonProcess]
+) -> None:
+    yearly = """
+[[jobs]]
+id = "yearly"
+path = "/yearly"
+schedule = "0 0 1 1 *"
+"""
+    config = write_config(tmp_path, yearly, store_url=postgres_url)
+    # The standby's config has one job more: its first lead inserts it into APScheduler's
+    # table, and the server refuses that insert once (a sequence is not rolled back).
+    more = tmp_path / "standby.toml"
+    more.write_text(config.read_text() + yearly.replace('"yearly"', '"another"', 1))
+    leader, standby = leader_and_standby(config, tmp_path, daemons, standby_config=more)
+    engine = sqlalchemy.create_engine(postgres_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text("CREATE SEQUENCE blip"))
+            conn.execute(sqlalchemy.text("""
+                CREATE FUNCTION blip_once() RETURNS trigger AS $$
+                BEGIN
+                    IF nextval('blip') = 1 THEN RAISE EXCEPTION 'a store blip'; END IF;
+                    RETURN NEW;
+                END $$ LANGUAGE plpgsql"""))
+            conn.execute(sqlalchemy.text(
+                "CREATE TRIGGER blip BEFORE INSERT ON apscheduler_jobs "
+                "FOR EACH ROW EXECUTE FUNCTION blip_once()"))
+        killed_at = time.time()
+        leader.kill()
+        standby.wait_action("daemon.standby_store_down", timeout=30)
+        # The lock went back with the failure; the next bid takes it and leads for good.
+        standby.wait_action("daemon.start", timeout=30)
+        assert not [r for r in standby.records() if r.get("action") == "daemon.role_error"]
+        with engine.connect() as conn:
+            ids = set(conn.execute(sqlalchemy.text("SELECT id FROM apscheduler_jobs")).scalars())
+        assert {"yearly", "another"} <= ids
+        assert leads_after(standby, killed_at)
+    finally:
+        engine.dispose()
     assert standby.stop() == 0
 
 

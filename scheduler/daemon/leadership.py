@@ -139,12 +139,17 @@ class Leadership:
         self._taking_lead = True
         try:
             await self._take_lead()
-        except (SQLAlchemyError, StoreError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the lock must go back
+            # Holding the lock without leading would stop every node from firing.
             await self._pause_engine()
             await asyncio.to_thread(self.lock.release)
             self.leading = False
             self._lost_reason = None  # whatever was lost meanwhile: not leading now
-            self._announce("store_down", error=first_line(exc))
+            if isinstance(exc, SQLAlchemyError | StoreError):
+                self._announce("store_down", error=first_line(exc))
+            else:
+                log.error("taking the lead failed; the lock is released and the next bid "
+                          "tries again", exc_info=exc, extra={"action": "daemon.lead_failed"})
             return
         finally:
             self._taking_lead = False

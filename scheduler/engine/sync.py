@@ -70,7 +70,10 @@ class Engine:
         # Before APScheduler loads a stored job: it drops those whose pickle does not load.
         upgrade_stored_jobs(self._store.engine)
         # Paused first, so that syncing the jobs cannot fire anything before all are known.
-        self.scheduler.start(paused=True)
+        if self.scheduler.running:  # a first lead that failed after this point: again
+            self.scheduler.pause()
+        else:
+            self.scheduler.start(paused=True)
         changes = self.apply(specs, paused)
         self.scheduler.resume()
         return changes
