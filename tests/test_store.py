@@ -226,3 +226,34 @@ def _dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     return child.pid
+
+
+@pytest.mark.parametrize("error", [None, "HTTP 500"])
+def test_an_outcome_that_comes_after_its_run_was_marked_abandoned_is_kept_and_says_so(
+    store: Store, error: str | None
+) -> None:
+    from scheduler.store.batch import FinishedRun
+
+    slot = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
+    abandoned = store.claim(job_id="late", trigger="schedule", scheduled_at=slot,
+                            idempotency_key="late@slot", daemon_id="frozen-node",
+                            started_at=slot)
+    on_time = store.claim(job_id="late", trigger="schedule", scheduled_at=slot.replace(minute=1),
+                          idempotency_key="late@slot2", daemon_id="frozen-node",
+                          started_at=slot)
+    assert abandoned is not None and on_time is not None
+    # The node that took the lead gave up on the first (its deadline had passed)...
+    store.abandon_running("abandoned: past its deadline", except_daemon="new-leader",
+                          only=[abandoned])
+    # ...then the frozen node came back with both answers.
+    status = RunStatus.OK if error is None else RunStatus.FAILED
+    store.write_runs([], [FinishedRun(run_id, "late", Outcome(status, attempts=1,
+                                                              http_status=200, error=error),
+                                      slot + timedelta(seconds=2), 2000)
+                          for run_id in (abandoned, on_time)])
+    late, kept = store.run(abandoned), store.run(on_time)
+    assert late is not None and kept is not None
+    assert late.status == kept.status == status.value  # the answer stands
+    assert late.error is not None and "recorded late" in late.error
+    assert (late.error.startswith(f"{error} · ") if error else late.error.startswith("recorded"))
+    assert kept.error == error

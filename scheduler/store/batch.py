@@ -25,8 +25,10 @@ from sqlalchemy import (
     Connection,
     Engine,
     LargeBinary,
+    String,
     Unicode,
     bindparam,
+    case,
     column,
     func,
     table,
@@ -46,6 +48,11 @@ SlotKey = tuple[str, str, datetime]  # (job_id, trigger, scheduled_at)
 
 # Past this many missed slots of one job in one go, one summary row stands for them all.
 MISSED_ROWS_CAP = 1000
+
+# Appended to the error of a run whose outcome came after another node marked it abandoned.
+LATE_OUTCOME = ("recorded late: the node that took the lead had marked this run abandoned "
+                "(its node was frozen or cut off past the deadline); this is the answer the "
+                "run got, so do not re-run it for the abandonment alone")
 
 _aps_jobs = table(APSCHEDULER_TABLE, column("id", Unicode), column("next_run_time"),
                   column("job_state", LargeBinary))
@@ -198,7 +205,14 @@ class BatchWrites:
                         lateness_ms=func.coalesce(bindparam("b_lateness"), runs.c.lateness_ms),
                         status=bindparam("b_status"), attempts=bindparam("b_attempts"),
                         http_status=bindparam("b_http"), finished_at=bindparam("b_finished"),
-                        duration_ms=bindparam("b_duration"), error=bindparam("b_error"),
+                        duration_ms=bindparam("b_duration"),
+                        # The answer stands (it is what the endpoint did), but a row another
+                        # node had marked abandoned meanwhile says so: its alert went out.
+                        error=case(
+                            (runs.c.status == RunStatus.ABANDONED.value,
+                             func.coalesce(bindparam("b_error", type_=String) + " · ", "")
+                             + LATE_OUTCOME),
+                            else_=bindparam("b_error", type_=String)),
                         message=bindparam("b_message"), data=bindparam("b_data"),
                         response_excerpt=bindparam("b_excerpt"),
                     ),
