@@ -295,6 +295,10 @@ class Daemon(Leadership, DaemonControl):
         now = loop.time()
         self._last_tick = now
         self._watchdog(now)
+        if self.leading and not self._taking_lead and not self.lock.may_claim():
+            # The lease keeper may be stuck on a connection that hangs without closing
+            # (it then never reports a loss): the fence's clock says so instead.
+            self._lose_lead("the lease was not confirmed in time")
         if self._role_task is None:
             if self.leading and self._lost_reason is not None:
                 self._start_role_task(self._drop_lead(self._lost_reason), "drop-lead")
@@ -350,7 +354,8 @@ class Daemon(Leadership, DaemonControl):
             elif beat:
                 self.store.beat(self.daemon_id, status, role, role_since)
             self.finish_unfinished()
-            commands = self.store.pending_commands() if leading else []
+            # A leader whose lease is not confirmed takes no command: another node may lead.
+            commands = self.store.pending_commands() if self.lock.may_claim() else []
         except SQLAlchemyError as exc:
             if leading:
                 loop.call_soon_threadsafe(self._store_unavailable, exc, loop.time())
