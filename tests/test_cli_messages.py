@@ -6,6 +6,9 @@ daemon writes it, or by the daemon itself for `reload`).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,14 @@ from scheduler.config import load_config
 from scheduler.config.diff import ConfigDiff
 from scheduler.daemon.control import job_state_rows
 from scheduler.store import Store
-from tests.daemon_harness import DaemonProcess, cli, started_daemon, write_config
+from tests.daemon_harness import (
+    REPO,
+    DaemonProcess,
+    cli,
+    cli_env,
+    started_daemon,
+    write_config,
+)
 
 JOBS = """
 [[jobs]]
@@ -141,3 +151,72 @@ def test_a_reload_of_many_jobs_names_ten_of_each_kind_and_counts_the_rest() -> N
     assert len(lines) == 2
     # The audit log's one line names fewer.
     assert diff.summary().endswith("kept-02 (* * * * * → */2 * * * *) and 9 more")
+
+
+# -- odd input on the command line: one paragraph and exit 2, never a traceback or a hang --
+
+HUGE = str(10**30)
+ODD_ARGUMENTS = {
+    "history -n 10**30": (["history", "-n", HUGE], "-n must be between 1 and"),
+    "log -n 10**30": (["log", "-n", HUGE], "-n must be between 1 and"),
+    "next -n 10**8": (["next", "* * * * *", "-n", "100000000"], "-n must be between 1 and"),
+    "report --since 99999999d": (["report", "--since", "99999999d"], "at most"),
+    "trigger --slot ''": (["trigger", "digest", "--slot", ""], "--slot needs a time"),
+    "trigger --force alone": (["trigger", "digest", "--force"], "--force goes with --slot"),
+    "trigger --timeout nan": (["trigger", "digest", "--wait", "--timeout", "nan"],
+                              "--timeout must be"),
+    "trigger --timeout -1": (["trigger", "digest", "--wait", "--timeout", "-1"],
+                             "--timeout must be"),
+}
+
+
+@pytest.mark.parametrize("case", ODD_ARGUMENTS)
+def test_odd_arguments_are_refused_in_one_paragraph(tmp_path: Path, case: str) -> None:
+    config = write_config(tmp_path, JOBS)
+    store_as_the_daemon_left_it(config)
+    args, expected = ODD_ARGUMENTS[case]
+    result = cli(config, *args)
+    assert result.returncode == 2, (case, result.stdout, result.stderr)
+    assert expected in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert Store(f"sqlite:///{tmp_path / 'cronhost.db'}").pending_commands() == []
+
+
+def test_a_config_that_is_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)
+    for command in (["check"], ["status"], ["history"]):
+        result = cli(fifo, *command, timeout=60)  # reading a FIFO would block for ever
+        assert result.returncode == 2, (command, result.stderr)
+        assert "not a regular file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_store_url_that_is_no_url_names_the_file_and_the_field_for_every_command(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, JOBS, store_url="not a url")
+    for command in (["status"], ["history"], ["trigger", "digest"], ["check"]):
+        result = cli(config, *command)
+        assert result.returncode == 2, (command, result.stderr)
+        assert f"{config}, field 'store.url'" in result.stderr, (command, result.stderr)
+
+
+def test_a_full_disk_under_stdout_is_one_line_on_stderr(tmp_path: Path) -> None:
+    config = write_config(tmp_path, JOBS)
+    store_as_the_daemon_left_it(config)
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "scheduler.cli", "--config", str(config),
+                                 "status", "--json"], stdout=full, stderr=subprocess.PIPE,
+                                text=True, env=cli_env(), cwd=REPO, timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "No space left" in result.stderr, result.stderr
+
+
+def test_compare_with_an_export_that_holds_no_runs_is_no_agreement(tmp_path: Path) -> None:
+    config = write_config(tmp_path, JOBS)
+    store_as_the_daemon_left_it(config)
+    empty = tmp_path / "old-runs.json"
+    empty.write_text("[]", encoding="utf-8")
+    result = cli(config, "compare", str(empty))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "nothing to compare" in result.stderr and "agree" not in result.stdout

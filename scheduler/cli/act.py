@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
 import time
 from datetime import datetime
@@ -40,6 +41,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
+    # Before anything is asked of the daemon: an option that does not mean what was typed
+    # must not end in a run the operator did not want (`--slot ''` was a new run).
+    if args.slot is not None and not args.slot.strip():
+        raise UsageError("--slot needs a time, e.g. --slot 2026-12-04T02:35:00Z "
+                         "(`cronhost history JOB` lists the slots)")
+    if args.force and args.slot is None:
+        raise UsageError("--force goes with --slot: it re-runs a slot that already ran ok")
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
+        raise UsageError(f"--timeout must be a number of seconds above 0 (got {args.timeout})")
     store = open_store(args)
     known_job(store, args, args.job)
     info = daemon_up(store)
@@ -54,7 +64,8 @@ def cmd_trigger(args: argparse.Namespace) -> int:
             f"the running daemon has no job {args.job!r} (it is in the file but not loaded: "
             "`cronhost reload` or `systemctl reload cronhost` first)"
         )
-    slot = recorded_slot(store, args.job, args.slot, force=args.force) if args.slot else None
+    slot = (recorded_slot(store, args.job, args.slot, force=args.force)
+            if args.slot is not None else None)
     command_id = store.add_command("trigger", args.job, slot=slot)
     if not args.wait:
         say(args, {"command_id": command_id, "state": "pending"},

@@ -10,11 +10,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from scheduler.config import Config, default_config_path, load_config, resolve_store_url
-from scheduler.errors import CronhostError, UsageError
+from scheduler.config import (
+    Config,
+    default_config_path,
+    load_config,
+    read_config_text,
+    resolve_store_url,
+)
+from scheduler.errors import ConfigError, CronhostError, StoreError, UsageError
 from scheduler.store import Command, DaemonInfo, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# Bounds for -n: more rows than anyone reads, fewer than would take the store (or a
+# cron expression's search for fire times) minutes.
+MAX_ROWS = 100_000
+MAX_FIRE_TIMES = 10_000
 
 
 def config_path(args: argparse.Namespace) -> Path:
@@ -27,7 +37,7 @@ def store_url(args: argparse.Namespace) -> str:
     path = config_path(args)
     url = None
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(read_config_text(path))
         table = raw.get("store", {})
         url = table.get("url") if isinstance(table, dict) else None
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError, RecursionError):
@@ -35,9 +45,17 @@ def store_url(args: argparse.Namespace) -> str:
     return resolve_store_url(url if isinstance(url, str) else None, path)
 
 
+def connect_store(args: argparse.Namespace) -> Store:
+    """The store the config names (without creating it)."""
+    try:
+        return Store(store_url(args))
+    except StoreError as exc:  # the URL itself is wrong: that is the config's field
+        raise ConfigError(str(exc), file=str(config_path(args)), field="store.url") from None
+
+
 def open_store(args: argparse.Namespace) -> Store:
     """The store, for commands that need its history: refuse to create an empty one."""
-    store = Store(store_url(args))
+    store = connect_store(args)
     if store.missing():
         raise UsageError(missing_store_message(args, store))
     return store
@@ -48,9 +66,22 @@ def missing_store_message(args: argparse.Namespace, store: Store) -> str:
     if not path.exists():
         return (f"no config file {path} (pass --config PATH or set CRONHOST_CONFIG), and no "
                 f"store at {store.url_for_humans}")
+    try:
+        load_config(path, resolve_secrets=False)
+    except ConfigError as exc:
+        # The store is looked for where a config that cannot be read would put it.
+        return f"{exc}; and no store at {store.url_for_humans}"
     return (f"no store at {store.url_for_humans}: the daemon has not run with this config "
             "here yet; under systemd the store is in the state directory: run the `cronhost` "
             "wrapper from README (Install on a VM) or set STATE_DIRECTORY=/var/lib/cronhost")
+
+
+def count_option(value: int, maximum: int, option: str = "-n") -> int:
+    """A count given on the command line, within what the store and the screen can take."""
+    if not 1 <= value <= maximum:
+        raise UsageError(f"{option} must be between 1 and {maximum:,} (got {value:,})"
+                         if value > 0 else f"{option} must be at least 1")
+    return value
 
 
 def try_config(args: argparse.Namespace) -> Config | None:

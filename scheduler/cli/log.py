@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from scheduler.cli.common import EXIT_OK, emit_json, open_store
-from scheduler.errors import UsageError
+from scheduler.cli.common import EXIT_OK, MAX_ROWS, count_option, emit_json, open_store
 from scheduler.views.text import one_line, table, when
 
 __all__ = ["add_log_command", "cmd_log"]
@@ -23,8 +22,7 @@ def add_log_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise UsageError("-n must be at least 1")
+    count_option(args.n, MAX_ROWS)
     store = open_store(args)
     # A job removed long ago may still have events: --job is not checked against the config.
     rows = store.events(limit=args.n, job_id=args.job) if store.check_readable() else []

@@ -18,13 +18,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from scheduler import __version__
 from scheduler.cli.act import cmd_pause_resume, cmd_reload, cmd_run, cmd_trigger
 from scheduler.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_path, open_store
 from scheduler.cli.log import add_log_command
 from scheduler.cli.report import add_report_command
 from scheduler.cli.show import cmd_check, cmd_history, cmd_next, cmd_status
-from scheduler.errors import ConfigError, CronhostError, UsageError
+from scheduler.errors import ConfigError, CronhostError, UsageError, first_line
 from scheduler.migrate.commands import add_commands
 
 __all__ = ["build_parser", "main"]
@@ -47,6 +49,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `cronhost history --json | head`: the reader left; that is not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    # What no command foresaw still gets one paragraph, not a traceback.
+    except (RecursionError, OverflowError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else f"out of range ({exc})"
+        print(f"cronhost: {args.command}: an input is {why}", file=sys.stderr)
+        return EXIT_USAGE
+    except SQLAlchemyError as exc:
+        print(f"cronhost: {args.command}: the store failed: {first_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:  # a full disk under stdout, a lock file it may not create
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"cronhost: {args.command}: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from scheduler.cli.common import EXIT_OK, emit_json, known_job, open_store
 from scheduler.errors import UsageError
 from scheduler.schedule import ScheduleError, parse_duration
 from scheduler.views.report import job_reports, report_table
 from scheduler.views.text import when
+
+# Further back than any store keeps, and short of datetime's year 1.
+MAX_WINDOW = timedelta(days=3660)
 
 __all__ = ["add_report_command", "cmd_report"]
 
@@ -29,6 +32,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         window = parse_duration(args.since)
     except ScheduleError as exc:
         raise UsageError(f"--since {args.since!r}: {exc}") from None
+    if window > MAX_WINDOW:
+        raise UsageError(f"--since {args.since!r}: at most {MAX_WINDOW.days:,} days back")
     store = open_store(args)
     for job_id in args.jobs:
         known_job(store, args, job_id)

@@ -11,13 +11,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler.cli.common import (
     EXIT_OK,
+    MAX_FIRE_TIMES,
+    MAX_ROWS,
     config_path,
+    connect_store,
+    count_option,
     emit_json,
     known_job,
     missing_store_message,
     open_store,
     parse_time,
-    store_url,
     try_config,
 )
 from scheduler.config import PRUNE_JOB_ID, Config, load_config
@@ -70,8 +73,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_next(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise UsageError("-n must be at least 1")
+    count_option(args.n, MAX_FIRE_TIMES)
     after = parse_time(args.after) if args.after else datetime.now(UTC)
     try:
         shown_in = zone(args.tz) if args.tz else None
@@ -129,7 +131,7 @@ def _config_or_error(args: argparse.Namespace) -> tuple[Config | None, ConfigErr
 
 
 def _stored_job(args: argparse.Namespace, job_id: str) -> JobRow | None:
-    store = Store(store_url(args))
+    store = connect_store(args)
     try:
         if store.missing() or not store.check_readable():
             return None
@@ -148,7 +150,7 @@ def _stored_timetable(row: JobRow) -> Schedule:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    store = Store(store_url(args))
+    store = connect_store(args)
     config = try_config(args)
     if store.missing() and config is None:
         raise UsageError(missing_store_message(args, store))
@@ -222,8 +224,7 @@ def _daemon_line(info: DaemonInfo | None) -> str:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise UsageError("-n must be at least 1")
+    count_option(args.n, MAX_ROWS)
     store = open_store(args)
     if args.job:
         known_job(store, args, args.job)

@@ -19,6 +19,7 @@ from scheduler.config.load import (
     default_store_url,
     load_config,
     parse_config,
+    read_config_text,
     resolve_store_url,
 )
 from scheduler.config.model import Config, DaemonSettings, JobSpec, LiveConfig, StoreSettings
@@ -36,6 +37,7 @@ __all__ = [
     "default_store_url",
     "format_duration",
     "load_config",
+    "read_config_text",
     "parse_config",
     "resolve_store_url",
 ]

@@ -69,11 +69,19 @@ def resolve_store_url(url: str | None, config_path: Path) -> str:
     return url
 
 
+def read_config_text(path: Path) -> str:
+    """The file's text; OSError for what is not a regular file (a FIFO would block the
+    read for ever, a device would feed it without end)."""
+    if path.exists() and not path.is_file():
+        raise OSError("not a regular file")
+    return path.read_text(encoding="utf-8")
+
+
 def load_config(path: Path, *, resolve_secrets: bool = True) -> Config:
     """Read and validate ``path``. Raises ConfigError (never anything else)."""
     file = str(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(read_config_text(path))
     except FileNotFoundError:
         raise ConfigError(
             "no such file; pass --config PATH or set CRONHOST_CONFIG", file=file

@@ -223,6 +223,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     since = compare_mod.parse_since(args.since)
     config = load_config(_config_path(args), resolve_secrets=False)
     old_runs, fmt = compare_mod.load_old_log(args.path, args.format)
+    if not old_runs:
+        # Nothing read is not agreement: an empty or unrelated export would pass as one.
+        raise UsageError(f"{args.path}: no runs of the old scheduler in it, so there is "
+                         "nothing to compare (README: Moving from Vercel and cron-job.org)")
     store = Store(config.store.url)
     try:
         if store.missing():

@@ -43,7 +43,9 @@ def render(jobs: Iterable[ImportedJob]) -> str:
 def _table(job: ImportedJob, blank_after: bool = False) -> Table:
     table = tomlkit.table()
     for note in job.notes:
-        table.add(tomlkit.comment(note))
+        # A note quotes the export (a path, a name): no control character may end up in
+        # a TOML comment, where tomlkit refuses it.
+        table.add(tomlkit.comment("".join(c if c.isprintable() else "?" for c in note)))
     for key, value in job.table().items():
         table.add(key, _inline(value))
     if blank_after:  # inside an existing file; tomlkit spaces a fresh document itself
