@@ -420,6 +420,52 @@ schedule = "0 0 1 1 *"
     assert standby.stop() == 0
 
 
+def test_a_claim_whose_transaction_outlives_the_lease_is_rolled_back_not_run(
+    tmp_path: Path, endpoint: EndpointServer, postgres_url: str, daemons: list[DaemonProcess]
+) -> None:
+    endpoint.set_default("/tick", Fault.slow(0.2))
+    config = write_config(tmp_path, TICK.replace('every = "1s"', 'every = "3s"'),
+                          base_url=endpoint.url, store_url=postgres_url)
+    leader, standby = leader_and_standby(config, tmp_path, daemons)
+    leader.wait_action("run.finish", timeout=30)
+    database = str(sqlalchemy.engine.make_url(postgres_url).database)
+    blocker = sqlalchemy.create_engine(postgres_url, poolclass=NullPool)
+    try:
+        with blocker.connect() as conn:
+            # The leader's next wake-up stalls inside its claim transaction, on this row.
+            conn.execute(sqlalchemy.text(
+                "SELECT id FROM apscheduler_jobs WHERE id = 'tick' FOR UPDATE"))
+            deadline = time.monotonic() + 30
+            while not _admin_count(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = :db "
+                    "AND wait_event_type = 'Lock'", db=database):
+                assert time.monotonic() < deadline, "the leader's wake-up never waited"
+                time.sleep(0.05)
+            stalled_at = time.time()
+            # Its lease ends meanwhile (the session only: the stalled transaction goes on),
+            # and the standby takes the lead.
+            assert _admin_count(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :db AND application_name LIKE :app", db=database,
+                app=f"cronhost/%/{leader.process.pid}/%") == 1
+            wait_for_new_leader([standby], stalled_at)
+            conn.rollback()  # the stalled claim transaction may go on now
+    finally:
+        blocker.dispose()
+    # It checked, last in that transaction, that its lock session still held the lock: no.
+    leader.wait_for(lambda rs: any(r.get("action") == "run.fenced" and ts(r) >= stalled_at
+                                   for r in rs), 30, "the stalled claim fenced")
+    started = [r for r in leader.records() if r.get("action") == "run.start"
+               and ts(r) >= stalled_at]
+    assert not started, started
+    standby.wait_action("run.finish", count=2, timeout=30)
+    keys = [r.headers["idempotency-key"] for r in endpoint.requests("/tick")]
+    assert len(keys) == len(set(keys))
+    assert endpoint.max_concurrent == 1
+    for daemon in (leader, standby):
+        assert daemon.stop() == 0
+
+
 def test_a_second_plain_run_names_the_holder_on_postgres(
     tmp_path: Path, endpoint: EndpointServer, postgres_url: str, daemons: list[DaemonProcess]
 ) -> None:

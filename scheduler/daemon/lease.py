@@ -77,6 +77,9 @@ class PostgresLease:
         self._confirmed_at = float("-inf")  # monotonic time the last confirmed touch was sent
         self._held = False
         self._warned_no_idle_timeout = False
+        # The lock session's server process: a claim transaction checks, on the server, that
+        # this process still holds the lock (``Store.commit_wakeup``'s fence).
+        self.backend_pid: int | None = None
 
     @property
     def held(self) -> bool:
@@ -123,6 +126,7 @@ class PostgresLease:
                 ) from None
             self._confirmed_at = sent
             self._held = True
+            self.backend_pid = conn.info.backend_pid
             self._stop = threading.Event()
             self._thread = threading.Thread(
                 target=self._keep, args=(conn, self._stop), daemon=True, name="cronhost-lease")

@@ -64,6 +64,11 @@ class DaemonLock:
             return self._lease.held
         return self._file is not None or self._memory_held
 
+    def fence_pid(self) -> int | None:
+        """The lease session's server pid, for the claim transaction's own check (PostgreSQL
+        only: on SQLite the flock is held for the process's life)."""
+        return self._lease.backend_pid if self._lease is not None and self.held else None
+
     def may_claim(self) -> bool:
         """Whether this node may claim slots now (any thread): it holds the store, surely."""
         if self._lease is not None:

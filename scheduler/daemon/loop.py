@@ -107,6 +107,7 @@ class Daemon(Leadership, DaemonControl):
         self._observing = False
         # The runner asks before every claim (fencing); built before this daemon, so wired here.
         runner.may_claim = self._may_claim
+        runner.fence_pid = lock.fence_pid
 
     # -- life cycle ---------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from scheduler.run.writer import RunWriter
 from scheduler.schedule import slot_key
 from scheduler.store import Store
 from scheduler.store.attempts import AttemptRow
-from scheduler.store.batch import FinishedRun, MissedBatch, SlotKey, StartedRun
+from scheduler.store.batch import FinishedRun, LeaseGone, MissedBatch, SlotKey, StartedRun
 from scheduler.store.rows import JobAdvance, SlotClaim
 from scheduler.store.worker import StoreThread
 
@@ -69,6 +69,8 @@ class SlotRunner:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # Fencing: False when this node is not sure it still leads the store (any thread).
     may_claim: Callable[[], bool] = field(default=lambda: True)
+    # The lease session's server pid on PostgreSQL: checked inside the claim transaction.
+    fence_pid: Callable[[], int | None] = field(default=lambda: None)
 
     def __post_init__(self) -> None:
         self.writer = RunWriter(self.store, self.store_thread, self.events)
@@ -181,8 +183,11 @@ class SlotRunner:
         """In the store thread, right before the claim transaction: the fencing check."""
         if not self.may_claim():
             return None
-        return self.store.commit_wakeup(claims, missed, advances, daemon_id=self.daemon_id,
-                                        now=now)
+        try:
+            return self.store.commit_wakeup(claims, missed, advances, daemon_id=self.daemon_id,
+                                            now=now, lease_pid=self.fence_pid())
+        except LeaseGone:  # lost while the transaction ran: it was rolled back
+            return None
 
     def _announce_missed(self, batch: MissedBatch, recorded: int) -> None:
         # Only what was really recorded: a slot that had a row already (it ran after all,

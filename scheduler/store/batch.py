@@ -32,6 +32,7 @@ from sqlalchemy import (
     column,
     func,
     table,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -42,12 +43,22 @@ from scheduler.store.attempts import AttemptRow, write_attempts
 from scheduler.store.rows import JobAdvance, SlotClaim, iso, json_or_none
 from scheduler.store.schema import APSCHEDULER_TABLE, job_state, runs
 
-__all__ = ["BatchWrites", "FinishedRun", "MissedBatch", "StartedRun", "SlotKey"]
+__all__ = ["BatchWrites", "FinishedRun", "LeaseGone", "MissedBatch", "SlotKey", "StartedRun"]
 
 SlotKey = tuple[str, str, datetime]  # (job_id, trigger, scheduled_at)
 
 # Past this many missed slots of one job in one go, one summary row stands for them all.
 MISSED_ROWS_CAP = 1000
+
+# Does this server process still hold an advisory lock? (The lock session takes only
+# the leader lock: see scheduler.daemon.lease.)
+_LEASE_HELD = text("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                   "AND granted AND pid = :pid)")
+
+
+class LeaseGone(Exception):  # noqa: N818 - what happened, not an error of the code
+    """The claim transaction found this node's lease gone; it was rolled back."""
+
 
 # Appended to the error of a run whose outcome came after another node marked it abandoned.
 LATE_OUTCOME = ("recorded late: the node that took the lead had marked this run abandoned "
@@ -97,16 +108,26 @@ class BatchWrites:
         *,
         daemon_id: str,
         now: datetime,
+        lease_pid: int | None = None,
     ) -> tuple[dict[SlotKey, int], dict[str, int]]:
         """Write one wake-up; returns (run id of each claim written, missed slots recorded
         per job). A slot that already has a row (claimed before a crash, or by another
-        daemon) is left as it is and not in the result."""
+        daemon) is left as it is and not in the result.
+
+        ``lease_pid`` (PostgreSQL): the server process of this node's lock session. Last
+        in the transaction, the server is asked whether that process still holds the
+        advisory lock; if not, everything is rolled back and LeaseGone raised. The node's
+        own clock fences claims before the transaction; this closes a transaction that
+        stalled (on a lock, a slow disk) while the lease ran out and another node led.
+        """
         with self.engine.begin() as conn:
             claimed = self._insert_claims(conn, claims, daemon_id, now)
             recorded = {batch.job_id: 0 for batch in missed}
             for batch in missed:
                 recorded[batch.job_id] += self._insert_missed_batch(conn, batch, daemon_id, now)
             self._advance_jobs(conn, advances)
+            if lease_pid is not None and not conn.execute(_LEASE_HELD, {"pid": lease_pid}).scalar():
+                raise LeaseGone(f"the lock session (server pid {lease_pid}) no longer holds it")
         return claimed, {job_id: count for job_id, count in recorded.items() if count}
 
     def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
