@@ -63,8 +63,10 @@ def stored_next_run(db: Path, job_id: str) -> float | None:
 def test_a_failed_claim_transaction_leaves_the_slot_due_and_it_runs_once_after_a_restart(
     tmp_path: Path,
 ) -> None:
-    path = write_config(tmp_path, '[[jobs]]\nid = "hourly"\ncall = "jobs.builtin:noop"\n'
-                                  'every = "1h"\nmisfire_grace = "1h"\n',
+    # A yearly schedule: no slot of its own falls due while the test runs (an hourly one
+    # did when the test crossed the hour, and the slot below was then coalesced as missed).
+    path = write_config(tmp_path, '[[jobs]]\nid = "yearly"\ncall = "jobs.builtin:noop"\n'
+                                  'schedule = "0 0 1 1 *"\nmisfire_grace = "1h"\n',
                         store_url=f"sqlite:///{tmp_path / 'cronhost.db'}")
     config = load_config(path, resolve_secrets=False)
     db = tmp_path / "cronhost.db"
@@ -92,14 +94,14 @@ def test_a_failed_claim_transaction_leaves_the_slot_due_and_it_runs_once_after_a
             engine.apply(config.jobs, set())
             if lock_during_wake:
                 # The job's next fire time is a slot 30 s ago: due at the first wake-up.
-                engine.scheduler.modify_job("hourly", next_run_time=slot)
+                engine.scheduler.modify_job("yearly", next_run_time=slot)
                 with sqlite_write_locked(db):
                     engine.scheduler.resume()
                     await wait_until(lambda: bool(errors), "the claim transaction to fail")
                     await engine.shutdown()  # the daemon dies with the store still locked
             else:
                 engine.scheduler.resume()
-                await wait_until(lambda: any(r.status == "ok" for r in store.history("hourly")),
+                await wait_until(lambda: any(r.status == "ok" for r in store.history("yearly")),
                                  "the slot to run")
                 await engine.shutdown()
                 await runner.drain(5)
@@ -110,13 +112,13 @@ def test_a_failed_claim_transaction_leaves_the_slot_due_and_it_runs_once_after_a
 
     assert asyncio.run(daemon_life(lock_during_wake=True)) == ["OperationalError"]
     # Neither the claim nor the advance landed: no row, and the job still due at the slot.
-    assert Store(config.store.url).history("hourly") == []
-    assert stored_next_run(db, "hourly") == slot.timestamp()
+    assert Store(config.store.url).history("yearly") == []
+    assert stored_next_run(db, "yearly") == slot.timestamp()
 
     asyncio.run(daemon_life(lock_during_wake=False))
-    rows = Store(config.store.url).history("hourly")
+    rows = Store(config.store.url).history("yearly")
     assert [(row.scheduled_at, row.status) for row in rows] == [(slot, "ok")]
-    assert (stored_next_run(db, "hourly") or 0) > time.time()
+    assert (stored_next_run(db, "yearly") or 0) > time.time()
 
 
 # -- the group-commit writer -------------------------------------------------------------------
