@@ -10,7 +10,9 @@ finished command, reload and failed reload is a line in the audit log
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -33,6 +35,7 @@ __all__ = ["DaemonControl", "job_state_rows"]
 log = get_logger("daemon")
 
 RELOAD_RETRY_SECONDS = 2.0
+SIDE_TASKS_GRACE_SECONDS = 5.0  # at shutdown, for a reload or commands still going
 
 
 def job_state_rows(specs: tuple[JobSpec, ...]) -> list[dict[str, object]]:
@@ -72,6 +75,11 @@ class DaemonControl:
     # result, run id): appended on the loop, written and popped in the store thread.
     _unfinished: deque[tuple[int, str, str | None, int | None]]
     _reload_lock: asyncio.Lock
+    _reload_task: asyncio.Task[object] | None
+    nudged: asyncio.Event
+    _commands_task: asyncio.Task[None] | None
+    _foreign_task: asyncio.Task[None] | None
+    _store_unavailable: Callable[[Exception, float], None]  # the loop's (scheduler.daemon.loop)
 
     @property
     def config(self) -> Config:
@@ -224,6 +232,48 @@ class DaemonControl:
             self.store.finish_command(command_id, state, result, run_id,
                                       daemon_id=self.daemon_id)
             self._unfinished.popleft()
+
+    async def _handle_commands(self, commands: list[Command]) -> None:
+        for command in commands:
+            try:
+                await self.handle_command(command)
+            except SQLAlchemyError as exc:
+                self._store_unavailable(exc, asyncio.get_running_loop().time())
+                return
+            except Exception as exc:  # noqa: BLE001 - one command must not end the others
+                log.error("command failed", exc_info=exc,
+                          extra={"action": "command.error", "command_id": command.id,
+                                 "kind": command.kind, "job": command.job_id})
+                with contextlib.suppress(SQLAlchemyError):
+                    await self._finish(command, "failed",
+                                       f"cronhost could not carry it out: {type(exc).__name__}")
+
+    def _reloading(self) -> bool:
+        return self._reload_task is not None and not self._reload_task.done()
+
+    def _start_reload(self) -> None:
+        """A reload runs beside the main loop, so the watchdog and commands keep going.
+
+        A request that comes meanwhile stays requested: one more reload follows this one.
+        """
+        if self._reloading():
+            return
+        self.reload_requested = False
+        self._reload_task = asyncio.get_running_loop().create_task(self.reload(), name="reload")
+        self._reload_task.add_done_callback(lambda _: self.nudged.set())
+
+    async def _end_side_tasks(self) -> None:
+        """A reload or commands in progress get a moment to finish (a command left half
+        done stays `taken`); then they, and a look at other nodes' runs, are cancelled:
+        none may reach for the store thread after it is closed."""
+        tasks = [task for task in (self._reload_task, self._commands_task, self._foreign_task)
+                 if task is not None and not task.done()]
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=SIDE_TASKS_GRACE_SECONDS)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def handle_command(self, command: Command) -> None:
         call = self.store_thread.call

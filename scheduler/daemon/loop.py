@@ -15,7 +15,6 @@ runs in the store thread, never on the event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 from collections import deque
 from datetime import datetime
@@ -49,7 +48,6 @@ STANDBY_BACKOFF_MAX_SECONDS = 4.0  # a standby's tries while the store is down
 STORE_RETRY_SECONDS = 2.0
 CONFIG_POLL_SECONDS = 2.0  # [daemon] watch_config = true: how often the file is looked at
 WRITER_FLUSH_SECONDS = 10.0  # at shutdown, for outcomes still on their way to the store
-SIDE_TASKS_GRACE_SECONDS = 5.0  # at shutdown, for a reload or commands still going
 
 
 class Daemon(Leadership, DaemonControl):
@@ -244,19 +242,6 @@ class Daemon(Leadership, DaemonControl):
         self.lock.release()
         log.info("daemon stopped", extra={"action": "daemon.stop", "abandoned": len(left)})
 
-    async def _end_side_tasks(self) -> None:
-        """A reload or commands in progress get a moment to finish (a command left half
-        done stays `taken`); then they, and a look at other nodes' runs, are cancelled:
-        none may reach for the store thread after it is closed."""
-        tasks = [task for task in (self._reload_task, self._commands_task, self._foreign_task)
-                 if task is not None and not task.done()]
-        if not tasks:
-            return
-        _, late = await asyncio.wait(tasks, timeout=SIDE_TASKS_GRACE_SECONDS)
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
     def _close_the_books(self, left: list[int]) -> None:
         """In the store thread: runs cut short are abandoned; the daemon is stopped."""
         if left:
@@ -380,35 +365,6 @@ class Daemon(Leadership, DaemonControl):
                 self._handle_commands(commands), name="commands")
             # Commands that came meanwhile are picked up by one more look right after.
             self._commands_task.add_done_callback(lambda _: self.nudged.set())
-
-    async def _handle_commands(self, commands: list[Command]) -> None:
-        for command in commands:
-            try:
-                await self.handle_command(command)
-            except SQLAlchemyError as exc:
-                self._store_unavailable(exc, asyncio.get_running_loop().time())
-                return
-            except Exception as exc:  # noqa: BLE001 - one command must not end the others
-                log.error("command failed", exc_info=exc,
-                          extra={"action": "command.error", "command_id": command.id,
-                                 "kind": command.kind, "job": command.job_id})
-                with contextlib.suppress(SQLAlchemyError):
-                    await self._finish(command, "failed",
-                                       f"cronhost could not carry it out: {type(exc).__name__}")
-
-    def _reloading(self) -> bool:
-        return self._reload_task is not None and not self._reload_task.done()
-
-    def _start_reload(self) -> None:
-        """A reload runs beside the main loop, so the watchdog and commands keep going.
-
-        A request that comes meanwhile stays requested: one more reload follows this one.
-        """
-        if self._reloading():
-            return
-        self.reload_requested = False
-        self._reload_task = asyncio.get_running_loop().create_task(self.reload(), name="reload")
-        self._reload_task.add_done_callback(lambda _: self.nudged.set())
 
     def _watchdog(self, now: float) -> None:
         # The watchdog vouches for the event loop turning and the scheduler being alive,
