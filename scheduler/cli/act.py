@@ -73,17 +73,23 @@ def cmd_trigger(args: argparse.Namespace) -> int:
         return EXIT_OK
     deadline = time.monotonic() + args.timeout
     command, run = None, None
-    while time.monotonic() < deadline:
-        command = store.command(command_id)
-        if command is not None and command.state == "failed":
-            raise UsageError(f"the daemon refused the trigger: {command.result}")
-        if command is not None and command.run_id is not None:
-            run = store.run(command.run_id)
-            # `queued` is claimed but not yet sent (waiting for a free place, or for the
-            # job's run in flight to finish): not an end.
-            if run is not None and RunStatus(run.status).finished:
-                break
-        time.sleep(0.2)
+    try:
+        while time.monotonic() < deadline:
+            command = store.command(command_id)
+            if command is not None and command.state == "failed":
+                raise UsageError(f"the daemon refused the trigger: {command.result}")
+            if command is not None and command.run_id is not None:
+                run = store.run(command.run_id)
+                # `queued` is claimed but not yet sent (waiting for a free place, or for
+                # the job's run in flight to finish): not an end.
+                if run is not None and RunStatus(run.status).finished:
+                    break
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        # Only the waiting stops: the daemon has the command and carries it out.
+        print(f"cronhost: stopped waiting; the trigger (command {command_id}) goes on in the "
+              f"daemon: `cronhost history {args.job}` shows how it ends", file=sys.stderr)
+        return 130
     if run is None or not RunStatus(run.status).finished:
         print(f"cronhost: no result within {args.timeout:g} s; see `cronhost history {args.job}`",
               file=sys.stderr)
