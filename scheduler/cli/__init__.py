@@ -9,16 +9,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from scheduler.cli.main import main
 
 __all__ = ["main"]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The console script. The commands' imports take a second or so: a Ctrl-C during
-    them is an interrupt (exit 130), not an import traceback."""
-    try:
-        from scheduler.cli.main import main as run_command
-    except KeyboardInterrupt:
-        return 130
-    return run_command(argv)
