@@ -103,9 +103,12 @@ class Leadership:
         if not (self.leading or self._taking_lead) or self._lost_reason is not None:
             return
         self._lost_reason = reason
+        self._stop_claiming()
+
+    def _stop_claiming(self) -> None:
         if self.engine.scheduler.running:
             self.engine.scheduler.pause()  # APScheduler: no wake-up claims while paused
-        self.nudged.set()
+        self.nudged.set()  # the main loop drops the lead
 
     def _start_role_task(self, coroutine: Coroutine[object, object, None], name: str) -> None:
         self._role_task = asyncio.get_running_loop().create_task(coroutine, name=name)
@@ -153,12 +156,12 @@ class Leadership:
             return
         finally:
             self._taking_lead = False
-        # Lost while taking it (the keeper said so, or nothing could): drop it again now;
-        # the engine the take-over started or resumed is paused by _lose_lead.
-        lost = self._lost_reason
-        if lost is not None or not self.lock.held:
-            self._lost_reason = None
-            self._lose_lead(lost or "the lease was lost while taking the lead")
+        # Lost while taking it (the keeper said so, or nothing could): drop it again now,
+        # pausing the engine the take-over has just started or resumed.
+        if self._lost_reason is None and not self.lock.held:
+            self._lost_reason = "the lease was lost while taking the lead"
+        if self._lost_reason is not None:
+            self._stop_claiming()
 
     async def _take_lead(self) -> None:
         """Holding the lock: close other nodes' books, bring the jobs in line, fire."""

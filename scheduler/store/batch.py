@@ -32,7 +32,6 @@ from sqlalchemy import (
     column,
     func,
     table,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -40,6 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from jobs.outcome import Outcome, RunStatus
 from scheduler.schedule import slot_key
 from scheduler.store.attempts import AttemptRow, write_attempts
+from scheduler.store.control import lease_held
 from scheduler.store.rows import JobAdvance, SlotClaim, iso, json_or_none
 from scheduler.store.schema import APSCHEDULER_TABLE, job_state, runs
 
@@ -49,12 +49,6 @@ SlotKey = tuple[str, str, datetime]  # (job_id, trigger, scheduled_at)
 
 # Past this many missed slots of one job in one go, one summary row stands for them all.
 MISSED_ROWS_CAP = 1000
-
-# Does this server process still hold an advisory lock? (The lock session takes only
-# the leader lock: see scheduler.daemon.lease.)
-_LEASE_HELD = text("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
-                   "AND granted AND pid = :pid)")
-
 
 class LeaseGone(Exception):  # noqa: N818 - what happened, not an error of the code
     """The claim transaction found this node's lease gone; it was rolled back."""
@@ -126,7 +120,7 @@ class BatchWrites:
             for batch in missed:
                 recorded[batch.job_id] += self._insert_missed_batch(conn, batch, daemon_id, now)
             self._advance_jobs(conn, advances)
-            if lease_pid is not None and not conn.execute(_LEASE_HELD, {"pid": lease_pid}).scalar():
+            if lease_pid is not None and not lease_held(conn, lease_pid):
                 raise LeaseGone(f"the lock session (server pid {lease_pid}) no longer holds it")
         return claimed, {job_id: count for job_id, count in recorded.items() if count}
 

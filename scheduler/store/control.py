@@ -32,11 +32,28 @@ from scheduler.store.rows import (
 from scheduler.store.schema import commands, daemons
 
 __all__ = ["LEADER_LOCK_KEY", "ControlTables", "NodeInfo", "leader_application_name",
-           "parse_holder"]
+           "lease_held", "parse_holder"]
 
 # pg_try_advisory_lock takes a bigint; this one spells "cronhost" in ASCII.
 LEADER_LOCK_KEY = 0x63726F6E686F7374 & 0x7FFFFFFFFFFFFFFF
 _APP_PREFIX = "cronhost/"
+
+
+# The leader lock's row in pg_locks (a bigint key shows as classid, objid; objsubid 1),
+# in this database: who holds it (leader_id), and whether a session still does (the
+# claim transaction's fence, lease_held).
+_LEADER_LOCK_ROW = (
+    "l.locktype = 'advisory' AND l.granted AND l.classid = :hi AND l.objid = :lo "
+    "AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database "
+    "WHERE datname = current_database())")
+_LEADER_LOCK_PARAMS = {"hi": LEADER_LOCK_KEY >> 32, "lo": LEADER_LOCK_KEY & 0xFFFFFFFF}
+
+
+def lease_held(conn: Connection, backend_pid: int) -> bool:
+    """In the caller's transaction: the server process ``backend_pid`` holds the leader lock."""
+    return bool(conn.execute(
+        text("SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE " + _LEADER_LOCK_ROW
+             + " AND l.pid = :pid)"), {**_LEADER_LOCK_PARAMS, "pid": backend_pid}).scalar())
 
 
 def leader_application_name(daemon_id: str, pid: int, hostname: str) -> str:
@@ -306,11 +323,8 @@ class ControlTables:
             with self.engine.connect() as conn:
                 name = conn.execute(text(
                     "SELECT a.application_name FROM pg_locks l "
-                    "JOIN pg_stat_activity a ON a.pid = l.pid "
-                    "JOIN pg_database d ON d.oid = l.database AND d.datname = current_database() "
-                    "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi "
-                    "AND l.objid = :lo AND l.objsubid = 1"),
-                    {"hi": LEADER_LOCK_KEY >> 32, "lo": LEADER_LOCK_KEY & 0xFFFFFFFF},
+                    "JOIN pg_stat_activity a ON a.pid = l.pid WHERE " + _LEADER_LOCK_ROW),
+                    _LEADER_LOCK_PARAMS,
                 ).scalar()
         except SQLAlchemyError:
             return None
