@@ -85,5 +85,3 @@ def clock(value: datetime | None) -> str:
     if value is None:
         return "-"
     return value.astimezone(UTC).strftime("%H:%M:%S")
-
-

@@ -76,12 +76,11 @@ def missing_store_message(args: argparse.Namespace, store: Store) -> str:
             "wrapper from README (Install on a VM) or set STATE_DIRECTORY=/var/lib/cronhost")
 
 
-def count_option(value: int, maximum: int, option: str = "-n") -> int:
+def count_option(value: int, maximum: int, option: str = "-n") -> None:
     """A count given on the command line, within what the store and the screen can take."""
     if not 1 <= value <= maximum:
         raise UsageError(f"{option} must be between 1 and {maximum:,} (got {value:,})"
                          if value > 0 else f"{option} must be at least 1")
-    return value
 
 
 def try_config(args: argparse.Namespace) -> Config | None:

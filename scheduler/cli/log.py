@@ -36,5 +36,3 @@ def cmd_log(args: argparse.Namespace) -> int:
                 [(when(row.at), row.who, row.kind, row.job_id or "-", one_line(row.summary, SUMMARY_WIDTH))
                  for row in rows]))
     return EXIT_OK
-
-

@@ -241,7 +241,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         ("job", "slot", "status", "tries", "http", "took", "late", "error · message"),
         [(r.job_id + _trigger_label(r), when(r.scheduled_at),
           r.status + (f" x{r.slot_count}" if r.slot_count > 1 else ""),
-          max(r.attempts, len(attempts.get(r.id, []))), r.http_status,
+          r.attempts_so_far(len(attempts.get(r.id, []))), r.http_status,
           duration_ms(r.duration_ms), duration_ms(r.lateness_ms),
           one_line(" · ".join(text for text in (r.error, r.message) if text), 100))
          for r in rows],

@@ -49,6 +49,11 @@ class RunRow:
     slot_count: int
     slot_until: datetime | None
 
+    def attempts_so_far(self, logged: int) -> int:
+        """Its attempts, given how many its attempt log holds: a run in flight counts them
+        only when it ends, and until then its log knows more."""
+        return max(self.attempts, logged)
+
     def to_json(self, attempt_log: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The stable `--json` form: scripts parse these names (README lists them).
 
@@ -64,8 +69,7 @@ class RunRow:
         shown["data"], shown["data_truncated"] = typed_data(self.data)
         if attempt_log is not None:
             shown["attempt_log"] = attempt_log
-            # A run in flight counts its attempts at the end: until then its log knows more.
-            shown["attempts"] = max(self.attempts, len(attempt_log))
+            shown["attempts"] = self.attempts_so_far(len(attempt_log))
         # How long the slot waited for a free place after it was claimed.
         shown["queued_ms"] = (
             int((self.started_at - self.claimed_at).total_seconds() * 1000)

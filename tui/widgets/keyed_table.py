@@ -62,31 +62,28 @@ def fit_columns(columns: Sequence[Column], rows: Sequence[Row], width: int) -> d
         longest = max((cell_width(cells[index]) for _, cells in rows), default=0)
         natural[column.key] = max(cell_len(column.label), column.width, longest)
     chosen = {column.key for column in columns if column.rank == 0}
-    squeezed: set[str] = set()  # flex columns shown with less than their width
+    floors: dict[str, int] = {}  # flex columns shown: the least width each was given
     used = sum(natural[key] + PADDING for key in chosen)
     ordered = sorted((column for column in columns if column.rank > 0),
                      key=lambda column: column.rank)
     for column in ordered:
-        need = (max(column.width, cell_len(column.label)) if column.flex
-                else natural[column.key]) + PADDING
-        if used + need <= width:
+        floor = max(column.width, cell_len(column.label)) if column.flex else natural[column.key]
+        if used + floor + PADDING > width and column.flex and column.least:
+            floor = column.least  # squeezed in with what is left, if that is enough
+            if used + floor + PADDING <= width:
+                chosen.add(column.key)
+                floors[column.key] = floor
+                used += floor + PADDING
+                break  # the room is its own: nothing of a higher rank joins
+        if used + floor + PADDING <= width:
             chosen.add(column.key)
-            used += need
-        elif column.flex and column.least and used + column.least + PADDING <= width:
-            chosen.add(column.key)
-            squeezed.add(column.key)
-            used = width  # what is left is its own
+            used += floor + PADDING
+            if column.flex:
+                floors[column.key] = floor
     widths = {column.key: natural[column.key] for column in columns if column.key in chosen}
-    for column in columns:
-        if column.flex and column.key in chosen:
-            if column.key in squeezed:
-                widths[column.key] = min(natural[column.key],
-                                         width - sum(widths[key] + PADDING for key in widths
-                                                     if key != column.key) - PADDING)
-                continue
-            least = max(column.width, cell_len(column.label))
-            room = width - (used - least - PADDING) - PADDING
-            widths[column.key] = max(least, min(natural[column.key], room))
+    for key, floor in floors.items():
+        room = width - (used - floor - PADDING) - PADDING
+        widths[key] = max(floor, min(natural[key], room))
     return widths
 
 
