@@ -20,6 +20,7 @@ from scheduler.config import load_config
 from scheduler.daemon import Daemon, build_daemon
 from scheduler.store import Store
 from scheduler.store.schema import commands
+from tests.test_pipeline import wait_until
 
 YEARLY = """
 [store]
@@ -39,15 +40,6 @@ def _daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Daemon:
     return build_daemon(load_config(path))
 
 
-async def _until(condition: Any, what: str, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 def test_wake_ups_while_the_store_thread_is_stuck_queue_one_look_not_one_each(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -65,8 +57,8 @@ def test_wake_ups_while_the_store_thread_is_stuck_queue_one_look_not_one_each(
     async def main() -> None:
         running = asyncio.create_task(daemon.run())
         try:
-            await _until(lambda: daemon.leading, "the daemon leading")
-            await _until(lambda: looks >= 1, "a first look at the store")
+            await wait_until(lambda: daemon.leading, "the daemon leading")
+            await wait_until(lambda: looks >= 1, "a first look at the store")
             stuck = threading.Event()
             daemon.store_thread.submit(stuck.wait, 60)  # a store that does not answer
             before = looks
@@ -109,10 +101,10 @@ def test_a_command_whose_outcome_the_store_refused_is_finished_later_not_left_ta
     async def main() -> None:
         running = asyncio.create_task(daemon.run())
         try:
-            await _until(lambda: daemon.leading, "the daemon leading")
+            await wait_until(lambda: daemon.leading, "the daemon leading")
             command_id = store.add_command("pause", "yearly")
-            await _until(lambda: refused, "the refused finish")
-            await _until(lambda: state(command_id) == "done", "the command finished", 60)
+            await wait_until(lambda: refused, "the refused finish")
+            await wait_until(lambda: state(command_id) == "done", "the command finished", 60)
             # Carried out once: paused, and one audit line for it.
             assert store.paused_jobs() == {"yearly"}
             assert [e.kind for e in store.events(job_id="yearly")].count("command.pause") == 1
