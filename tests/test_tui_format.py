@@ -51,3 +51,5 @@ def test_summary_lists_only_what_went_wrong() -> None:
     assert describe(quiet).plain == (
         "last hour: 60 runs, all ok  │  last 24 h: 1,440 runs, 2 failed, 1 missed")
     assert describe(Summary()).plain == "last hour: 0 runs  │  last 24 h: 0 runs"
+    one = StatusCounts(runs=1, ok=1)
+    assert describe(Summary(last_hour=one, last_day=one)).plain.startswith("last hour: 1 run, all ok")

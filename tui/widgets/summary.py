@@ -23,7 +23,7 @@ def describe(summary: Summary) -> Text:
 
 def _window(text: Text, label: str, counts: StatusCounts) -> None:
     text.append(f"{label}: ", style="bold")
-    text.append(f"{counts.runs:,} runs")
+    text.append(f"{counts.runs:,} run{'' if counts.runs == 1 else 's'}")
     # Only what went wrong is listed, so that the line fits 80 columns; nothing
     # listed reads as "all fine" and says so.
     problems = [
